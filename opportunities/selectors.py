@@ -1,0 +1,132 @@
+"""Reads. Every view reads opportunities through `opportunities_visible_to`."""
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from functools import reduce
+
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models.functions import Coalesce
+
+from opportunities.models import Opportunity, Task
+from pipelines.models import Pipeline, Stage
+
+BOARD_PAGE_SIZE = 25
+VIEW_ALL_PERMISSION = "opportunities.view_all_opportunities"
+
+
+def can_view_all(user) -> bool:
+    return user.is_authenticated and user.has_perm(VIEW_ALL_PERMISSION)
+
+
+def opportunities_visible_to(user) -> QuerySet[Opportunity]:
+    """The one visibility rule ("only assigned data", as in HighLevel).
+
+    Users with "view all opportunities" see everything; everyone else sees only the
+    opportunities assigned to them. Anonymous users see nothing.
+    """
+    if not user.is_authenticated:
+        return Opportunity.objects.none()
+    if can_view_all(user):
+        return Opportunity.objects.all()
+    return Opportunity.objects.filter(assigned_to=user)
+
+
+def with_card_fields(queryset: QuerySet[Opportunity]) -> QuerySet[Opportunity]:
+    """What a board card shows, fetched with the card so templates run no queries."""
+    next_task_due = (
+        Task.objects.filter(opportunity=OuterRef("pk"), done_at__isnull=True, due_on__isnull=False)
+        .order_by("due_on")
+        .values("due_on")[:1]
+    )
+    return queryset.select_related("contact", "assigned_to", "lost_reason").annotate(
+        next_task_due=Subquery(next_task_due)
+    )
+
+
+@dataclass
+class Column:
+    stage: Stage
+    cards: list[Opportunity] = field(default_factory=list)
+    has_more: bool = False
+    count: int = 0
+    total: Decimal = Decimal(0)
+
+    @property
+    def weighted_total(self) -> Decimal | None:
+        if self.stage.probability is None:
+            return None
+        return (self.total * self.stage.probability / 100).quantize(Decimal("0.01"))
+
+    @property
+    def last_card(self) -> Opportunity | None:
+        return self.cards[-1] if self.cards else None
+
+
+def stage_totals(queryset: QuerySet[Opportunity], stages) -> dict[int, tuple[int, Decimal]]:
+    """Count and value per stage for the filtered, visible queryset, in one query."""
+    rows = (
+        queryset.filter(stage__in=[stage.pk for stage in stages])
+        .order_by()
+        .values("stage")
+        .annotate(count=Count("id"), total=Coalesce(Sum("value"), Decimal(0)))
+    )
+    return {row["stage"]: (row["count"], row["total"]) for row in rows}
+
+
+def column_page(
+    queryset: QuerySet[Opportunity], stage: Stage, *, after: tuple[str, int] | None = None
+):
+    """One page of a column, keyset-paged on (rank, id): cheap at any depth."""
+    page = queryset.filter(stage=stage)
+    if after is not None:
+        rank, pk = after
+        page = page.filter(Q(rank__gt=rank) | Q(rank=rank, id__gt=pk))
+    cards = list(with_card_fields(page).order_by("rank", "id")[: BOARD_PAGE_SIZE + 1])
+    return cards[:BOARD_PAGE_SIZE], len(cards) > BOARD_PAGE_SIZE
+
+
+def board_columns(queryset: QuerySet[Opportunity], stages: list[Stage]) -> list[Column]:
+    """The first page of every column plus the totals, in three queries whatever the size.
+
+    The ids of each column's first page come from one UNION of per-stage LIMIT queries
+    (each an index range scan), then the cards are fetched by id with what they show.
+    """
+    columns = {stage.pk: Column(stage=stage) for stage in stages}
+    if not stages:
+        return []
+    for stage_id, (count, total) in stage_totals(queryset, stages).items():
+        columns[stage_id].count, columns[stage_id].total = count, total
+
+    firsts = [
+        queryset.filter(stage=stage)
+        .order_by("rank", "id")
+        .values_list("id", flat=True)[: BOARD_PAGE_SIZE + 1]
+        for stage in stages
+        if columns[stage.pk].count
+    ]
+    if firsts:
+        ids = list(reduce(lambda left, right: left.union(right, all=True), firsts))
+        cards = with_card_fields(Opportunity.objects.filter(pk__in=ids)).order_by("rank", "id")
+        for card in cards:
+            columns[card.stage_id].cards.append(card)
+    for column in columns.values():
+        column.has_more = len(column.cards) > BOARD_PAGE_SIZE
+        column.cards = column.cards[:BOARD_PAGE_SIZE]
+    return list(columns.values())
+
+
+def pipelines_for_board() -> list[Pipeline]:
+    return list(Pipeline.objects.filter(is_archived=False).order_by("position", "id"))
+
+
+def stages_of(pipeline: Pipeline) -> list[Stage]:
+    return list(pipeline.stages.order_by("position", "id"))
+
+
+def source_choices() -> list[str]:
+    return list(
+        Opportunity.objects.exclude(source="")
+        .order_by("source")
+        .values_list("source", flat=True)
+        .distinct()
+    )

@@ -1,0 +1,1 @@
+"""Writes. Every change to an opportunity goes through a function in this package."""

@@ -1,0 +1,56 @@
+"""Small formatting helpers for cards and tables."""
+
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+
+from django import template
+from django.conf import settings
+from django.utils import timezone
+
+register = template.Library()
+
+
+@register.filter
+def money(value) -> str:
+    """12345.5 -> "$12,346"; cents are noise on a board."""
+    try:
+        amount = Decimal(value or 0)
+    except (InvalidOperation, TypeError, ValueError):
+        return ""
+    symbol = getattr(settings, "CRM_CURRENCY_SYMBOL", "$")
+    return f"{symbol}{amount:,.0f}"
+
+
+@register.filter
+def initials(user) -> str:
+    if user is None:
+        return "?"
+    full = (user.get_full_name() or user.get_username()).split()
+    return "".join(part[0] for part in full[:2]).upper() or "?"
+
+
+@register.filter
+def display_name(user) -> str:
+    if user is None:
+        return "Unassigned"
+    return user.get_full_name() or user.get_username()
+
+
+@register.filter
+def days_since(moment) -> int:
+    if moment is None:
+        return 0
+    if isinstance(moment, datetime):
+        moment = timezone.localtime(moment).date()
+    return max((timezone.localdate() - moment).days, 0)
+
+
+@register.filter
+def is_past(day) -> bool:
+    return isinstance(day, date) and day < timezone.localdate()
+
+
+@register.filter
+def avatar_hue(user) -> int:
+    """A stable hue class (0-7) per user, so owners are told apart at a glance."""
+    return (user.pk % 8) if user is not None else 8

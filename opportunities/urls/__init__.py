@@ -1,0 +1,7 @@
+"""URLs of the opportunities app, one module per area so each stays small."""
+
+from opportunities.urls import board, manager, records
+
+app_name = "opportunities"
+
+urlpatterns = [*board.urlpatterns, *records.urlpatterns, *manager.urlpatterns]

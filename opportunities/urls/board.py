@@ -1,0 +1,16 @@
+from django.urls import path
+
+from opportunities.views import board
+
+urlpatterns = [
+    path("pipelines/<int:pipeline_id>/board/", board.board, name="board"),
+    path(
+        "pipelines/<int:pipeline_id>/board/stages/<int:stage_id>/cards/",
+        board.column_more,
+        name="column_more",
+    ),
+    path("opportunities/<int:pk>/move/", board.move, name="move"),
+    path("opportunities/<int:pk>/status/", board.set_status, name="status"),
+    path("opportunities/<int:pk>/lost/", board.lost_form, name="lost_form"),
+    path("opportunities/<int:pk>/card/", board.card, name="card"),
+]

@@ -1,0 +1,3 @@
+"""The manager's list, summary, charts, CSV export and import."""
+
+urlpatterns = []

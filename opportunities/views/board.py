@@ -1,0 +1,268 @@
+"""The kanban board: the page, its fragments, and the move / status endpoints."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import permission_required
+from django.core.exceptions import ValidationError
+from django.http import HttpResponse, QueryDict
+from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from opportunities.errors import StaleVersion
+from opportunities.filters import OpportunityFilter
+from opportunities.forms import MoveForm, StatusForm, first_error
+from opportunities.models import LostReason, Status
+from opportunities.selectors import (
+    Column,
+    board_columns,
+    column_page,
+    opportunities_visible_to,
+    pipelines_for_board,
+    source_choices,
+    stage_totals,
+    stages_of,
+    with_card_fields,
+)
+from opportunities.services.moves import opportunity_move, opportunity_set_status
+from opportunities.views.htmx import (
+    error_response,
+    json_attr,
+    safe_next,
+    visible_opportunity_or_404,
+    with_toast,
+)
+from pipelines.models import Pipeline
+
+BOARD = "opportunities/board.html"
+CHANGE_PERMISSION = "opportunities.change_opportunity"
+
+
+def _filter_data(request) -> QueryDict:
+    """Board filters: from the query string on GET, from the `filters` field on POST."""
+    if request.method == "POST":
+        return QueryDict(request.POST.get("filters", ""))
+    return request.GET
+
+
+def _filtered(request, pipeline: Pipeline) -> OpportunityFilter:
+    visible = opportunities_visible_to(request.user).filter(pipeline=pipeline)
+    return OpportunityFilter(_filter_data(request), queryset=visible)
+
+
+def _board_context(request, pipeline: Pipeline, filterset: OpportunityFilter, stages) -> dict:
+    query = filterset.data.urlencode()
+    return {
+        "pipeline": pipeline,
+        "stages": stages,
+        "filter": filterset,
+        "filter_query": query,
+        "filters_vals": json_attr({"filters": query}),
+        "can_change": request.user.has_perm(CHANGE_PERMISSION),
+        "statuses": Status,
+    }
+
+
+@require_GET
+def board(request, pipeline_id: int):
+    pipeline = get_object_or_404(Pipeline, pk=pipeline_id)
+    stages = stages_of(pipeline)
+    filterset = _filtered(request, pipeline)
+    context = _board_context(request, pipeline, filterset, stages)
+    context["columns"] = board_columns(filterset.qs, stages)
+    template = BOARD
+    if request.htmx and request.htmx.target == "board":
+        # Filter changes swap only the columns; the toolbar keeps focus and typed text.
+        template += "#board"
+    else:
+        context["pipelines"] = pipelines_for_board()
+        context["sources"] = source_choices()
+    return render(request, template, context)
+
+
+@require_GET
+def column_more(request, pipeline_id: int, stage_id: int):
+    """The next page of one column, keyset-paged after (rank, id) of its last card."""
+    pipeline = get_object_or_404(Pipeline, pk=pipeline_id)
+    stage = get_object_or_404(pipeline.stages, pk=stage_id)
+    try:
+        after = (request.GET["after_rank"], int(request.GET["after_id"]))
+    except (KeyError, ValueError):
+        return error_response("Cannot tell where the column ended; reload the board.")
+    filterset = _filtered(request, pipeline)
+    cards, has_more = column_page(filterset.qs, stage, after=after)
+    context = _board_context(request, pipeline, filterset, stages_of(pipeline))
+    context["column"] = Column(stage=stage, cards=cards, has_more=has_more)
+    return render(request, BOARD + "#cards_page", context)
+
+
+def _columns_html(request, pipeline, filterset, stage_ids, *, whole: bool) -> str:
+    """Out-of-band fragments for the given columns: whole columns, or just their headers."""
+    stages = [stage for stage in stages_of(pipeline) if stage.pk in stage_ids]
+    context = _board_context(request, pipeline, filterset, stages_of(pipeline))
+    context["oob"] = True
+    if whole:
+        columns = board_columns(filterset.qs, stages)
+        partial = "#column"
+    else:
+        totals = stage_totals(filterset.qs, stages)
+        columns = []
+        for stage in stages:
+            count, total = totals.get(stage.pk, (0, 0))
+            columns.append(Column(stage=stage, count=count, total=total))
+        partial = "#column_head"
+    return "".join(
+        render_to_string(BOARD + partial, {**context, "column": column}, request)
+        for column in columns
+    )
+
+
+def _card_html(request, pipeline, filterset, opportunity_id) -> str:
+    """The card as the current filters show it, or nothing if it no longer matches."""
+    card = with_card_fields(filterset.qs.filter(pk=opportunity_id)).first()
+    if card is None:
+        return ""
+    context = _board_context(request, pipeline, filterset, stages_of(pipeline))
+    return render_to_string(BOARD + "#card", {**context, "card": card}, request)
+
+
+def _conflict(request, pipeline, filterset, stage_ids, message) -> HttpResponse:
+    """409 with the true state of the affected columns, swapped out-of-band."""
+    response = HttpResponse(
+        _columns_html(request, pipeline, filterset, stage_ids, whole=True), status=409
+    )
+    response["HX-Reswap"] = "none"
+    return with_toast(response, message, "error")
+
+
+def _int_or_none(value):
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+@require_POST
+@permission_required(CHANGE_PERMISSION, raise_exception=True)
+def move(request, pk: int):
+    opportunity = visible_opportunity_or_404(request, pk)
+    pipeline = opportunity.pipeline
+    board_url = reverse("opportunities:board", args=[pipeline.pk])
+    form = MoveForm(request.POST, pipeline=pipeline)
+    if not form.is_valid():
+        if not request.htmx:
+            messages.error(request, first_error(form))
+            return redirect(safe_next(request, board_url))
+        return error_response(first_error(form))
+
+    filterset = _filtered(request, pipeline)
+    to_stage = form.cleaned_data["stage"]
+    from_stage_id = opportunity.stage_id
+    client_stage_id = _int_or_none(request.POST.get("from_stage"))
+    affected = {from_stage_id, to_stage.pk} | ({client_stage_id} if client_stage_id else set())
+    via_menu = request.POST.get("via") == "menu" or not request.htmx
+    try:
+        opportunity_move(
+            opportunity=opportunity,
+            to_stage=to_stage,
+            version=form.cleaned_data["version"],
+            user=request.user,
+            before_id=None if via_menu else form.cleaned_data["before"],
+            after_id=None if via_menu else form.cleaned_data["after"],
+        )
+    except StaleVersion as exc:
+        if not request.htmx:
+            messages.error(request, exc.message)
+            return redirect(safe_next(request, board_url))
+        return _conflict(request, pipeline, filterset, affected, exc.message)
+    except ValidationError as exc:
+        message = " ".join(exc.messages)
+        if not request.htmx:
+            messages.error(request, message)
+            return redirect(safe_next(request, board_url))
+        return error_response(message)
+
+    if not request.htmx:
+        messages.success(request, f"Moved “{opportunity.name}” to {to_stage.name}.")
+        return redirect(safe_next(request, board_url))
+    if via_menu:
+        # The card jumps to the top of another column: redraw both columns.
+        response = HttpResponse(_columns_html(request, pipeline, filterset, affected, whole=True))
+        response["HX-Reswap"] = "none"
+        return with_toast(response, f"Moved “{opportunity.name}” to {to_stage.name}.")
+    # A drag: the browser already shows the card in place; send the fresh card (new
+    # version) and the headers of the columns whose totals changed.
+    return HttpResponse(
+        _card_html(request, pipeline, filterset, opportunity.pk)
+        + _columns_html(request, pipeline, filterset, affected, whole=False)
+    )
+
+
+@require_POST
+@permission_required(CHANGE_PERMISSION, raise_exception=True)
+def set_status(request, pk: int):
+    opportunity = visible_opportunity_or_404(
+        request, pk, related=("pipeline", "stage", "lost_reason")
+    )
+    pipeline = opportunity.pipeline
+    fallback = reverse("opportunities:board", args=[pipeline.pk])
+    form = StatusForm(request.POST)
+    error = None if form.is_valid() else first_error(form)
+    if error is None:
+        try:
+            opportunity_set_status(
+                opportunity=opportunity,
+                status=form.cleaned_data["status"],
+                lost_reason=form.cleaned_data["lost_reason"],
+                version=form.cleaned_data["version"],
+                user=request.user,
+            )
+        except StaleVersion as exc:
+            if request.htmx:
+                filterset = _filtered(request, pipeline)
+                return _conflict(request, pipeline, filterset, {opportunity.stage_id}, exc.message)
+            error = exc.message
+        except ValidationError as exc:
+            error = " ".join(exc.messages)
+    if not request.htmx:
+        if error:
+            messages.error(request, error)
+        else:
+            messages.success(
+                request, f"“{opportunity.name}” is now {opportunity.get_status_display()}."
+            )
+        return redirect(safe_next(request, fallback))
+    if error:
+        return error_response(error)
+    filterset = _filtered(request, pipeline)
+    response = HttpResponse(
+        _card_html(request, pipeline, filterset, opportunity.pk)
+        + _columns_html(request, pipeline, filterset, {opportunity.stage_id}, whole=False)
+    )
+    return with_toast(response, f"“{opportunity.name}” marked {opportunity.get_status_display()}.")
+
+
+@require_GET
+def lost_form(request, pk: int):
+    """Asks for the lost reason inside the card; Cancel fetches the card back."""
+    opportunity = visible_opportunity_or_404(request, pk)
+    filterset = _filtered(request, opportunity.pipeline)
+    context = _board_context(request, opportunity.pipeline, filterset, [])
+    context |= {
+        "card": opportunity,
+        "lost_reasons": LostReason.objects.filter(is_active=True),
+        "next": safe_next(request, reverse("opportunities:board", args=[opportunity.pipeline_id])),
+    }
+    template = BOARD + "#lost_form" if request.htmx else "opportunities/lost.html"
+    return render(request, template, context)
+
+
+@require_GET
+def card(request, pk: int):
+    opportunity = visible_opportunity_or_404(request, pk)
+    filterset = _filtered(request, opportunity.pipeline)
+    card = with_card_fields(opportunities_visible_to(request.user).filter(pk=pk)).get()
+    context = _board_context(
+        request, opportunity.pipeline, filterset, stages_of(opportunity.pipeline)
+    )
+    return render(request, BOARD + "#card", {**context, "card": card})

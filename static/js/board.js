@@ -1,0 +1,102 @@
+// The kanban board: SortableJS drags post to the move endpoint through htmx.
+// The server answers with the fresh card and the changed column headers; on any
+// failure the board is reloaded from the server so the rep always sees the truth.
+(function () {
+  "use strict";
+
+  function board() {
+    return document.getElementById("board");
+  }
+
+  function refreshBoard() {
+    const el = board();
+    if (!el) return;
+    const query = el.dataset.filterQuery;
+    htmx.ajax("GET", el.dataset.boardUrl + (query ? "?" + query : ""), {
+      target: "#board",
+      swap: "outerHTML",
+    });
+  }
+  window.crmRefreshBoard = refreshBoard;
+
+  function cardId(el) {
+    return el && el.classList && el.classList.contains("card") ? el.dataset.id : "";
+  }
+
+  function neighbour(el, direction) {
+    let sibling = direction < 0 ? el.previousElementSibling : el.nextElementSibling;
+    while (sibling && !sibling.classList.contains("card")) {
+      sibling = direction < 0 ? sibling.previousElementSibling : sibling.nextElementSibling;
+    }
+    return sibling;
+  }
+
+  // Posts a move of `card` to where it now sits in the DOM.
+  function postMove(card, fromStageId) {
+    const list = card.parentElement;
+    // SortableJS leaves style="" behind; htmx would copy it and the CSP blocks inline styles.
+    if (card.hasAttribute("style")) card.removeAttribute("style");
+    card.classList.add("is-saving");
+    return htmx.ajax("POST", "/opportunities/" + card.dataset.id + "/move/", {
+      source: card,
+      target: card,
+      swap: "outerHTML",
+      values: {
+        stage: list.dataset.stageId,
+        version: card.dataset.version,
+        before: cardId(neighbour(card, -1)),
+        after: cardId(neighbour(card, 1)),
+        from_stage: fromStageId,
+      },
+    });
+  }
+  window.crmPostMove = postMove;
+
+  function initSortable(list) {
+    if (list.dataset.sortable === "1" || typeof Sortable === "undefined") return;
+    list.dataset.sortable = "1";
+    Sortable.create(list, {
+      group: "board",
+      animation: 150,
+      draggable: ".card",
+      filter: ".card-menu, .load-more, .card-editing, input, select, button",
+      preventOnFilter: false,
+      delayOnTouchOnly: true,
+      delay: 200,
+      ghostClass: "card-ghost",
+      chosenClass: "card-chosen",
+      dragClass: "card-drag",
+      onStart: () => document.body.classList.add("is-dragging"),
+      onEnd: (event) => {
+        document.body.classList.remove("is-dragging");
+        if (event.from === event.to && event.oldIndex === event.newIndex) return;
+        postMove(event.item, event.from.dataset.stageId);
+      },
+    });
+  }
+
+  function initAll(root) {
+    const scope = root && root.querySelectorAll ? root : document;
+    if (scope.matches && scope.matches("ol.cards")) initSortable(scope);
+    scope.querySelectorAll("ol.cards").forEach(initSortable);
+  }
+
+  document.addEventListener("DOMContentLoaded", () => initAll(document));
+  document.addEventListener("htmx:load", (event) => initAll(event.detail.elt));
+
+  // A failed move (4xx other than the 409 the server already redrew, 5xx, network):
+  // the DOM shows a position the server did not accept; reload the truth.
+  function failed(event) {
+    const path = (event.detail.requestConfig && event.detail.requestConfig.path) || "";
+    if (/\/(move|status)\/$/.test(path)) refreshBoard();
+  }
+  document.addEventListener("htmx:responseError", failed);
+  document.addEventListener("htmx:sendError", failed);
+
+  // Close an open card menu when clicking elsewhere.
+  document.addEventListener("click", (event) => {
+    document.querySelectorAll("details.card-menu[open]").forEach((menu) => {
+      if (!menu.contains(event.target)) menu.removeAttribute("open");
+    });
+  });
+})();
