@@ -99,6 +99,8 @@ class Opportunity(models.Model):
             models.Index(fields=["stage", "status", "rank", "id"], name="opp_board_column"),
             models.Index(fields=["pipeline", "status"], name="opp_pipeline_status"),
             models.Index(fields=["assigned_to", "status"], name="opp_owner_status"),
+            # Covers the board's live-update poll: MAX(updated_at), COUNT(*) per pipeline.
+            models.Index(fields=["pipeline", "updated_at"], name="opp_pipeline_updated"),
         ]
         constraints = [
             models.CheckConstraint(
