@@ -99,8 +99,9 @@ class Opportunity(models.Model):
             models.Index(fields=["stage", "status", "rank", "id"], name="opp_board_column"),
             models.Index(fields=["pipeline", "status"], name="opp_pipeline_status"),
             models.Index(fields=["assigned_to", "status"], name="opp_owner_status"),
-            # Covers the board's live-update poll: MAX(updated_at), COUNT(*) per pipeline.
-            models.Index(fields=["pipeline", "updated_at"], name="opp_pipeline_updated"),
+            # Covers the board's live-update poll (count, max updated_at, sum of versions
+            # per pipeline) so it reads only this index.
+            models.Index(fields=["pipeline", "updated_at", "version"], name="opp_pipeline_updated"),
         ]
         constraints = [
             models.CheckConstraint(

@@ -9,6 +9,8 @@ class Migration(migrations.Migration):
     operations = [
         migrations.AddIndex(
             model_name="opportunity",
-            index=models.Index(fields=["pipeline", "updated_at"], name="opp_pipeline_updated"),
+            index=models.Index(
+                fields=["pipeline", "updated_at", "version"], name="opp_pipeline_updated"
+            ),
         ),
     ]
