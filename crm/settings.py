@@ -178,6 +178,22 @@ SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
+# An open board polls every few seconds (opportunities/views/live.py). Reading sessions
+# through a per-process cache keeps that poll at two queries (user + board fingerprint);
+# writes still go to the database, so every gunicorn worker can serve every session. A
+# worker's cache does not hear about sign-outs handled by another worker, so entries
+# expire after 60 s: a signed-out session is refused everywhere within a minute (the
+# browser drops its cookie at once).
+SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+SESSION_CACHE_ALIAS = "sessions"
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "sessions": {
+        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+        "LOCATION": "sessions",
+        "TIMEOUT": 60,
+    },
+}
 if not DEBUG:
     SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", True)
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

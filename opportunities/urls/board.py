@@ -1,9 +1,10 @@
 from django.urls import path
 
-from opportunities.views import board
+from opportunities.views import board, live
 
 urlpatterns = [
     path("pipelines/<int:pipeline_id>/board/", board.board, name="board"),
+    path("pipelines/<int:pipeline_id>/board/version/", live.board_version, name="board_version"),
     path(
         "pipelines/<int:pipeline_id>/board/stages/<int:stage_id>/cards/",
         board.column_more,
