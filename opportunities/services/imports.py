@@ -1,0 +1,638 @@
+"""Importing opportunities from a CSV file: validate every row, preview, then write.
+
+`import_plan` reads the whole file and decides, row by row, what would happen: create,
+update, leave unchanged, or refuse with a reason. It writes nothing. `import_apply` makes
+the same plan again inside one transaction (so it never trusts an older preview) and
+writes the good rows with a handful of bulk statements, whatever the number of rows.
+
+Matching: a row with an `id` updates that opportunity (only if the importing user can see
+it); otherwise a row whose contact email and name match a visible opportunity updates it;
+otherwise the row creates an opportunity. Defaults for new rows follow HighLevel: the first
+open pipeline, its first stage, value 0, status Open; a lost reason alone means Lost.
+In updates an empty cell keeps the current value.
+"""
+
+import csv
+import io
+from collections import defaultdict
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+
+import tablib
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import transaction
+from django.db.models import Max, Q
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+from opportunities import ranking
+from opportunities.models import (
+    CLOSED_STATUSES,
+    Contact,
+    LostReason,
+    Opportunity,
+    OpportunityHistory,
+    Status,
+)
+from opportunities.selectors import can_view_all, opportunities_visible_to
+from pipelines.models import Pipeline, Stage
+
+MAX_ROWS = 50_000
+# Rows per IN (...) lookup: well under SQLite's and PostgreSQL's bound-parameter limits.
+LOOKUP_CHUNK = 2000
+BATCH_SIZE = 1000
+
+# Accepted header spellings -> field. The export's own headers are among them, so an
+# exported file can be edited and imported back.
+HEADERS = {
+    "id": "id",
+    "opportunity_id": "id",
+    "name": "name",
+    "opportunity": "name",
+    "opportunity_name": "name",
+    "title": "name",
+    "contact": "contact_name",
+    "contact_name": "contact_name",
+    "contact_email": "contact_email",
+    "email": "contact_email",
+    "contact_phone": "contact_phone",
+    "phone": "contact_phone",
+    "company": "company",
+    "contact_company": "company",
+    "pipeline": "pipeline",
+    "stage": "stage",
+    "status": "status",
+    "value": "value",
+    "amount": "value",
+    "owner": "owner",
+    "assigned_to": "owner",
+    "source": "source",
+    "lost_reason": "lost_reason",
+}
+# Written by the export, meaningless to import: skipped without a warning.
+EXPORT_ONLY = {"created", "closed", "days_open"}
+# Checked here with bulk-fetched objects; clean_fields() would query once per row for each.
+RELATIONS = ["pipeline", "stage", "contact", "assigned_to", "lost_reason"]
+_STATUS_BY_TEXT = {
+    text.lower(): value for value, label in Status.choices for text in (value, label)
+}
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+class ImportFileError(Exception):
+    """The file as a whole cannot be read; no row was looked at."""
+
+
+class ImportChanged(Exception):
+    """The rows would now be imported differently from the preview; nothing was written."""
+
+
+@dataclass
+class RowError:
+    line: int
+    name: str
+    reasons: list[str]
+
+    @property
+    def message(self) -> str:
+        return "; ".join(self.reasons)
+
+
+@dataclass
+class PlannedRow:
+    line: int
+    opportunity: Opportunity
+    is_new: bool
+    changed: bool = True
+    # Email of a contact this import creates (several rows may share it).
+    new_contact_email: str = ""
+    new_contact: Contact | None = None
+    old_stage_id: int | None = None
+    old_status: str = ""
+
+    @property
+    def stage_changed(self) -> bool:
+        return self.opportunity.stage_id != self.old_stage_id
+
+    @property
+    def status_changed(self) -> bool:
+        return self.opportunity.status != self.old_status
+
+
+@dataclass
+class ImportPlan:
+    rows: list[PlannedRow] = field(default_factory=list)
+    errors: list[RowError] = field(default_factory=list)
+    ignored_columns: list[str] = field(default_factory=list)
+
+    @property
+    def creates(self) -> int:
+        return sum(1 for row in self.rows if row.is_new)
+
+    @property
+    def updates(self) -> int:
+        return sum(1 for row in self.rows if not row.is_new and row.changed)
+
+    @property
+    def unchanged(self) -> int:
+        return sum(1 for row in self.rows if not row.is_new and not row.changed)
+
+    @property
+    def total(self) -> int:
+        return len(self.rows) + len(self.errors)
+
+    @property
+    def fingerprint(self) -> str:
+        """What the preview promised; a confirm whose plan differs is shown again."""
+        bad = ",".join(str(error.line) for error in self.errors)
+        return f"{self.creates}:{self.updates}:{self.unchanged}:{bad}"
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    created: int
+    updated: int
+    unchanged: int
+    skipped: int
+
+
+def decode_upload(raw: bytes) -> str:
+    """Text of an uploaded file: UTF-8 (with or without BOM), else Windows-1252 as Excel saves."""
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    try:
+        return raw.decode("cp1252")
+    except UnicodeDecodeError as exc:
+        raise ImportFileError(
+            "The file is not text. Save it as CSV (UTF-8) and try again."
+        ) from exc
+
+
+def _header_key(header: str) -> str:
+    return "_".join(header.strip().lstrip("\ufeff").lower().replace("-", " ").split())
+
+
+def _record_lines(text: str) -> list[int]:
+    """The line each non-empty CSV record starts on, as an editor numbers lines.
+
+    tablib skips empty lines and lets a quoted cell span lines, so its row index alone
+    would point the user at the wrong line.
+    """
+    reader = csv.reader(io.StringIO(text))
+    lines, previous_end = [], 0
+    for record in reader:
+        if record:
+            lines.append(previous_end + 1)
+        previous_end = reader.line_num
+    return lines
+
+
+def read_rows(text: str) -> tuple[list[tuple[int, dict[str, str]]], list[str]]:
+    """(line, {field: cell}) for each data row, and the columns that will be ignored."""
+    try:
+        dataset = tablib.Dataset().load(text, format="csv")
+    except tablib.InvalidDimensions as exc:
+        raise ImportFileError(
+            "A row has more cells than the header row; check the separators and quotes."
+        ) from exc
+    except csv.Error as exc:
+        raise ImportFileError(f"This is not a readable CSV file ({exc}).") from exc
+    if not dataset.headers or not any(header.strip() for header in dataset.headers):
+        raise ImportFileError("The file is empty; the first line must name the columns.")
+    if dataset.height > MAX_ROWS:
+        raise ImportFileError(f"The file has {dataset.height:,} rows; import at most {MAX_ROWS:,}.")
+
+    columns: dict[int, str] = {}
+    ignored = []
+    for index, header in enumerate(dataset.headers):
+        key = _header_key(header)
+        if key in HEADERS and HEADERS[key] not in columns.values():
+            columns[index] = HEADERS[key]
+        elif key and key not in EXPORT_ONLY:
+            ignored.append(header.strip())
+    if "name" not in columns.values() and "id" not in columns.values():
+        raise ImportFileError("The file needs a “name” column (or an “id” column for updates).")
+
+    lines = _record_lines(text)[1:]
+    rows = []
+    for position, values in enumerate(dataset):
+        cells = {name: _unescape(values[index]) for index, name in columns.items()}
+        line = lines[position] if position < len(lines) else position + 2
+        rows.append((line, cells))
+    return rows, ignored
+
+
+def _unescape(cell) -> str:
+    text = ("" if cell is None else str(cell)).strip()
+    # The export prefixes formula-like text with an apostrophe; take it off again.
+    if text.startswith("'") and text[1:].startswith(FORMULA_STARTS):
+        return text[1:]
+    return text
+
+
+def _chunks(items: list, size: int = LOOKUP_CHUNK):
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _parse_value(text: str) -> Decimal:
+    cleaned = text.replace(",", "").replace("$", "").replace("€", "").replace("£", "").strip()
+    try:
+        value = Decimal(cleaned)
+    except InvalidOperation as exc:
+        raise ValueError(f"value “{text}” is not a number") from exc
+    if not value.is_finite():
+        raise ValueError(f"value “{text}” is not a number")
+    if value < 0:
+        raise ValueError("value cannot be negative")
+    return value.quantize(Decimal("0.01"))
+
+
+class _Lookups:
+    """Everything the rows refer to, fetched in a few queries before any row is checked."""
+
+    def __init__(self, rows, user, *, lock: bool):
+        pipelines = list(Pipeline.objects.order_by("position", "id"))
+        self.pipelines = {pipeline.name.lower(): pipeline for pipeline in pipelines}
+        self.pipelines_by_id = {pipeline.pk: pipeline for pipeline in pipelines}
+        self.default_pipeline = next(
+            (p for p in self.pipelines.values() if not p.is_archived), None
+        )
+        self.stages: dict[int, list[Stage]] = defaultdict(list)
+        for stage in Stage.objects.order_by("position", "id"):
+            self.stages[stage.pipeline_id].append(stage)
+        self.lost_reasons = {reason.name.lower(): reason for reason in LostReason.objects.all()}
+
+        self.users = {}
+        owners = sorted({cells["owner"].lower() for _, cells in rows if cells.get("owner")})
+        users = get_user_model().objects.filter(is_active=True)
+        users = users.annotate(lower_name=Lower("username"), lower_email=Lower("email"))
+        for chunk in _chunks(owners):
+            for found in users.filter(Q(lower_name__in=chunk) | Q(lower_email__in=chunk)):
+                self.users.setdefault(found.lower_name, found)
+                if found.lower_email:
+                    self.users.setdefault(found.lower_email, found)
+
+        emails = sorted(
+            {cells["contact_email"].lower() for _, cells in rows if cells.get("contact_email")}
+        )
+        self.contacts: dict[str, Contact] = {}
+        contacts = Contact.objects.annotate(lower_email=Lower("email")).order_by("id")
+        for chunk in _chunks(emails):
+            for contact in contacts.filter(lower_email__in=chunk):
+                self.contacts.setdefault(contact.lower_email, contact)
+
+        # Only opportunities the user can see may be updated; the rest do not exist here.
+        visible = opportunities_visible_to(user).order_by("id")
+        if lock:
+            visible = visible.select_for_update(of=("self",))
+        ids = sorted({int(cells["id"]) for _, cells in rows if cells.get("id", "").isdigit()})
+        self.by_id: dict[int, Opportunity] = {}
+        for chunk in _chunks(ids):
+            for opportunity in visible.filter(pk__in=chunk):
+                self.by_id[opportunity.pk] = opportunity
+        self.by_email_name: dict[tuple[str, str], list[Opportunity]] = defaultdict(list)
+        with_email = visible.annotate(lower_email=Lower("contact__email"))
+        for chunk in _chunks(emails):
+            for opportunity in with_email.filter(lower_email__in=chunk):
+                key = (opportunity.lower_email, opportunity.name.strip().lower())
+                self.by_email_name[key].append(opportunity)
+
+    def stage_named(self, pipeline: Pipeline, name: str) -> Stage | None:
+        wanted = name.strip().lower()
+        return next((s for s in self.stages[pipeline.pk] if s.name.lower() == wanted), None)
+
+    def first_stage(self, pipeline: Pipeline) -> Stage | None:
+        stages = self.stages[pipeline.pk]
+        return stages[0] if stages else None
+
+
+def _plan_row(line: int, cells: dict[str, str], lookups: _Lookups, user, now) -> PlannedRow:
+    """What one row would do; raises ValidationError with every reason it cannot be imported."""
+    reasons: list[str] = []
+    existing: Opportunity | None = None
+    if cells.get("id"):
+        if not cells["id"].isdigit():
+            reasons.append(f"id “{cells['id']}” is not a number")
+        else:
+            existing = lookups.by_id.get(int(cells["id"]))
+            if existing is None:
+                reasons.append(f"there is no opportunity #{cells['id']} that you can see")
+    elif cells.get("contact_email") and cells.get("name"):
+        matches = lookups.by_email_name.get(
+            (cells["contact_email"].lower(), cells["name"].lower()), []
+        )
+        if len(matches) > 1:
+            ids = ", ".join(f"#{match.pk}" for match in matches[:5])
+            reasons.append(
+                f"{len(matches)} opportunities match this contact and name ({ids}); "
+                "add an id column"
+            )
+        elif matches:
+            existing = matches[0]
+    if reasons:
+        raise ValidationError(reasons)
+
+    is_new = existing is None
+    if is_new:
+        opportunity = Opportunity(
+            status=Status.OPEN, value=Decimal(0), created_at=now, updated_at=now, version=1
+        )
+        old_stage_id, old_status = None, ""
+        if not can_view_all(user):
+            # Otherwise the importer could not see what they just created.
+            opportunity.assigned_to = user
+    else:
+        opportunity = existing
+        old_stage_id, old_status = existing.stage_id, existing.status
+        before = _comparable(existing)
+
+    if cells.get("name"):
+        opportunity.name = cells["name"]
+    elif is_new:
+        reasons.append("name is missing")
+
+    pipeline = (
+        lookups.pipelines.get(cells.get("pipeline", "").lower()) if cells.get("pipeline") else None
+    )
+    if cells.get("pipeline") and pipeline is None:
+        reasons.append(f"there is no pipeline “{cells['pipeline']}”")
+    elif pipeline is None and is_new:
+        pipeline = lookups.default_pipeline
+        if pipeline is None:
+            reasons.append("there is no open pipeline to import into")
+    if pipeline is not None and is_new and pipeline.is_archived:
+        reasons.append(f"the pipeline “{pipeline.name}” is archived")
+
+    stage = None
+    target_pipeline = pipeline or (
+        None if is_new else lookups.pipelines_by_id[existing.pipeline_id]
+    )
+    if target_pipeline is not None:
+        if cells.get("stage"):
+            stage = lookups.stage_named(target_pipeline, cells["stage"])
+            if stage is None:
+                reasons.append(f"there is no stage “{cells['stage']}” in “{target_pipeline.name}”")
+        elif is_new or target_pipeline.pk != existing.pipeline_id:
+            # Keeps the stage inside its pipeline when the pipeline changes.
+            stage = lookups.first_stage(target_pipeline)
+            if stage is None:
+                reasons.append(f"the pipeline “{target_pipeline.name}” has no stages")
+    if stage is not None:
+        opportunity.pipeline, opportunity.stage = target_pipeline, stage
+
+    if cells.get("value"):
+        try:
+            opportunity.value = _parse_value(cells["value"])
+        except ValueError as exc:
+            reasons.append(str(exc))
+
+    status = None
+    if cells.get("status"):
+        status = _STATUS_BY_TEXT.get(cells["status"].lower())
+        if status is None:
+            reasons.append(f"status “{cells['status']}” is not one of Open, Won, Lost, Abandoned")
+    lost_reason = None
+    if cells.get("lost_reason"):
+        lost_reason = lookups.lost_reasons.get(cells["lost_reason"].lower())
+        if lost_reason is None:
+            reasons.append(f"there is no lost reason “{cells['lost_reason']}”")
+        elif not lost_reason.is_active:
+            reasons.append(f"the lost reason “{lost_reason.name}” is no longer offered")
+        elif status is None:
+            status = Status.LOST
+        elif status != Status.LOST:
+            reasons.append("a lost reason only goes with status Lost")
+    keeps_reason = False
+    if status == Status.LOST and lost_reason is None and not cells.get("lost_reason"):
+        # "Lost" alone is enough for an opportunity that already has its reason.
+        keeps_reason = opportunity.lost_reason_id is not None
+        if not keeps_reason:
+            reasons.append("a lost opportunity needs a lost reason")
+    if status is not None:
+        opportunity.status = status
+        if not keeps_reason:
+            opportunity.lost_reason = lost_reason if status == Status.LOST else None
+
+    if cells.get("owner"):
+        owner = lookups.users.get(cells["owner"].lower())
+        if owner is None:
+            reasons.append(f"there is no active user “{cells['owner']}”")
+        else:
+            opportunity.assigned_to = owner
+
+    if "source" in cells and (cells["source"] or is_new):
+        opportunity.source = cells["source"]
+
+    planned = PlannedRow(line=line, opportunity=opportunity, is_new=is_new)
+    planned.old_stage_id, planned.old_status = old_stage_id, old_status
+    email = cells.get("contact_email", "")
+    if email:
+        try:
+            validate_email(email)
+        except ValidationError:
+            reasons.append(f"contact email “{email}” is not valid")
+        else:
+            contact = lookups.contacts.get(email.lower())
+            if contact is not None:
+                opportunity.contact = contact
+            else:
+                planned.new_contact_email = email.lower()
+                planned.new_contact = Contact(
+                    name=cells.get("contact_name") or email.split("@")[0],
+                    email=email,
+                    phone=cells.get("contact_phone", ""),
+                    company=cells.get("company", ""),
+                )
+    elif cells.get("contact_name"):
+        planned.new_contact = Contact(
+            name=cells["contact_name"],
+            phone=cells.get("contact_phone", ""),
+            company=cells.get("company", ""),
+        )
+
+    try:
+        # Field rules (lengths, digits); relations were resolved above from the lookups.
+        opportunity.clean_fields(
+            exclude=[*RELATIONS, "rank", *([] if opportunity.name else ["name"])]
+        )
+        if planned.new_contact is not None:
+            planned.new_contact.clean_fields(exclude=["email"] if not email else [])
+    except ValidationError as exc:
+        for name, messages in exc.message_dict.items():
+            reasons.extend(f"{name.replace('_', ' ')}: {message}" for message in messages)
+    if reasons:
+        raise ValidationError(reasons)
+
+    if not is_new:
+        planned.changed = planned.new_contact is not None or _comparable(opportunity) != before
+    return planned
+
+
+def _comparable(opportunity: Opportunity) -> tuple:
+    return (
+        opportunity.name,
+        opportunity.pipeline_id,
+        opportunity.stage_id,
+        opportunity.value,
+        opportunity.status,
+        opportunity.lost_reason_id,
+        opportunity.assigned_to_id,
+        opportunity.source,
+        opportunity.contact_id,
+    )
+
+
+def import_plan(*, text: str, user, lock: bool = False) -> ImportPlan:
+    """Validate every row of the file and say what importing it would do. Writes nothing."""
+    rows, ignored = read_rows(text)
+    lookups = _Lookups(rows, user, lock=lock)
+    plan = ImportPlan(ignored_columns=ignored)
+    seen: dict[int, int] = {}
+    now = timezone.now()
+    for line, cells in rows:
+        if not any(cells.values()):
+            continue  # a spreadsheet's empty row
+        try:
+            planned = _plan_row(line, cells, lookups, user, now)
+        except ValidationError as exc:
+            plan.errors.append(
+                RowError(line=line, name=cells.get("name", ""), reasons=exc.messages)
+            )
+            continue
+        if not planned.is_new:
+            first_line = seen.setdefault(planned.opportunity.pk, line)
+            if first_line != line:
+                plan.errors.append(
+                    RowError(
+                        line=line,
+                        name=cells.get("name", ""),
+                        reasons=[f"the same opportunity is already on line {first_line}"],
+                    )
+                )
+                continue
+        plan.rows.append(planned)
+    return plan
+
+
+def _append_ranks(rows: list[PlannedRow]) -> None:
+    """Give the rows entering each stage keys after that stage's last card, in file order.
+
+    Prefixing the current last key makes every new key sort after it; spaced_keys keeps the
+    suffixes short (three characters for up to 238,328 rows), so no column is re-spaced.
+    """
+    entering: dict[int, list[PlannedRow]] = defaultdict(list)
+    for row in rows:
+        if row.is_new or row.stage_changed:
+            entering[row.opportunity.stage_id].append(row)
+    if not entering:
+        return
+    last_keys = dict(
+        Opportunity.objects.filter(stage__in=list(entering))
+        .order_by()
+        .values("stage")
+        .annotate(last=Max("rank"))
+        .values_list("stage", "last")
+    )
+    for stage_id, stage_rows in entering.items():
+        prefix = last_keys.get(stage_id) or ""
+        for row, suffix in zip(stage_rows, ranking.spaced_keys(len(stage_rows)), strict=True):
+            row.opportunity.rank = prefix + suffix
+
+
+@transaction.atomic
+def import_apply(*, text: str, user, expected: str | None = None) -> ImportResult:
+    """Write the good rows of the file; rows with errors are skipped, as the preview said.
+
+    Invariants: the file is validated again here (nothing from the preview is trusted); all
+    of it is one transaction; with `expected` (the preview's fingerprint), nothing is
+    written unless the rows would be imported exactly as previewed; every stage belongs to
+    its opportunity's pipeline; a lost reason iff Lost; closed_at set for closed statuses;
+    only opportunities visible to `user` are updated, each with its version bumped; a
+    history row for each new opportunity and for each stage or status change.
+    """
+    plan = import_plan(text=text, user=user, lock=True)
+    if expected is not None and plan.fingerprint != expected:
+        raise ImportChanged(plan.fingerprint)
+    now = timezone.now()
+
+    # Contacts first: rows naming the same new email share one new contact.
+    new_contacts: dict[str, Contact] = {}
+    loose_contacts = []
+    for row in plan.rows:
+        if row.new_contact is None:
+            continue
+        if row.new_contact_email:
+            row.new_contact = new_contacts.setdefault(row.new_contact_email, row.new_contact)
+        else:
+            loose_contacts.append(row.new_contact)
+    Contact.objects.bulk_create([*new_contacts.values(), *loose_contacts], batch_size=BATCH_SIZE)
+    for row in plan.rows:
+        if row.new_contact is not None:
+            row.opportunity.contact = row.new_contact
+
+    changed = [row for row in plan.rows if row.is_new or row.changed]
+    _append_ranks(changed)
+    for row in changed:
+        opportunity = row.opportunity
+        if row.stage_changed:
+            opportunity.stage_entered_at = now
+        if row.status_changed:
+            opportunity.status_changed_at = (
+                now if (row.old_status or opportunity.status != Status.OPEN) else None
+            )
+            opportunity.closed_at = now if opportunity.status in CLOSED_STATUSES else None
+        opportunity.updated_at = now
+
+    created = [row for row in changed if row.is_new]
+    updated = [row for row in changed if not row.is_new]
+    Opportunity.objects.bulk_create([row.opportunity for row in created], batch_size=BATCH_SIZE)
+    for row in updated:
+        row.opportunity.version += 1
+    Opportunity.objects.bulk_update(
+        [row.opportunity for row in updated],
+        [
+            "name",
+            "pipeline",
+            "stage",
+            "value",
+            "status",
+            "lost_reason",
+            "assigned_to",
+            "source",
+            "contact",
+            "rank",
+            "stage_entered_at",
+            "status_changed_at",
+            "closed_at",
+            "updated_at",
+            "version",
+        ],
+        batch_size=BATCH_SIZE,
+    )
+    OpportunityHistory.objects.bulk_create(
+        [
+            OpportunityHistory(
+                opportunity=row.opportunity,
+                from_stage_id=row.old_stage_id,
+                to_stage_id=row.opportunity.stage_id,
+                from_status=row.old_status,
+                to_status=row.opportunity.status,
+                user=user,
+                at=now,
+            )
+            for row in changed
+            if row.is_new or row.stage_changed or row.status_changed
+        ],
+        batch_size=BATCH_SIZE,
+    )
+    return ImportResult(
+        created=len(created),
+        updated=len(updated),
+        unchanged=plan.unchanged,
+        skipped=len(plan.errors),
+    )
