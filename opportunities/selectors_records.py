@@ -1,0 +1,243 @@
+"""Reads for the opportunity record: its activity, the history timeline, contacts, my tasks."""
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.db.models import F, Q, QuerySet
+from django.utils import timezone
+
+from opportunities.models import (
+    Communication,
+    Contact,
+    Note,
+    Opportunity,
+    OpportunityHistory,
+    Status,
+    Task,
+)
+from opportunities.selectors import opportunities_visible_to
+from pipelines.models import Stage
+
+CONTACT_SEARCH_LIMIT = 10
+
+
+@dataclass
+class TimelineEntry:
+    """One line of the record's history, whatever it came from."""
+
+    kind: str  # created, stage, status, note, task, task_done, communication
+    at: datetime
+    user: object = None
+    item: object = None  # the Note, Task or Communication, for those kinds
+    from_stage: Stage | None = None
+    to_stage: Stage | None = None
+    from_status: str = ""
+    to_status: str = ""
+    lost_reason: object = None
+    # For stage changes: how long the opportunity had been in `from_stage`.
+    time_in_previous_stage: timedelta | None = None
+
+    @property
+    def from_status_label(self) -> str:
+        return Status(self.from_status).label if self.from_status else ""
+
+    @property
+    def to_status_label(self) -> str:
+        return Status(self.to_status).label if self.to_status else ""
+
+
+@dataclass
+class StageTime:
+    stage: Stage
+    duration: timedelta
+    is_current: bool = False
+
+
+@dataclass
+class RecordActivity:
+    notes: list[Note] = field(default_factory=list)
+    tasks: list[Task] = field(default_factory=list)
+    communications: list[Communication] = field(default_factory=list)
+    history: list[OpportunityHistory] = field(default_factory=list)
+
+    @property
+    def open_tasks(self) -> list[Task]:
+        return [task for task in self.tasks if not task.is_done]
+
+    @property
+    def done_tasks(self) -> list[Task]:
+        return [task for task in self.tasks if task.is_done]
+
+
+def record_opportunity(user, pk: int) -> QuerySet[Opportunity]:
+    """The opportunity with everything its record shows, within the user's visibility."""
+    return (
+        opportunities_visible_to(user)
+        .filter(pk=pk)
+        .select_related("pipeline", "stage", "contact", "assigned_to", "lost_reason")
+    )
+
+
+def record_notes(opportunity: Opportunity) -> list[Note]:
+    return list(opportunity.notes.select_related("author").order_by("-created_at", "-id"))
+
+
+def record_tasks(opportunity: Opportunity) -> list[Task]:
+    """Open tasks first, soonest due first (undated last), then the done ones."""
+    return list(
+        opportunity.tasks.select_related("assigned_to").order_by(
+            F("done_at").asc(nulls_first=True), F("due_on").asc(nulls_last=True), "id"
+        )
+    )
+
+
+def record_communications(opportunity: Opportunity) -> list[Communication]:
+    """The contact's whole log, from every deal of that contact: newest first."""
+    if opportunity.contact_id is None:
+        return []
+    return list(
+        Communication.objects.filter(contact_id=opportunity.contact_id)
+        .select_related("author", "opportunity")
+        .order_by("-occurred_at", "-id")
+    )
+
+
+def record_history(opportunity: Opportunity) -> list[OpportunityHistory]:
+    return list(
+        opportunity.history.select_related("from_stage", "to_stage", "user").order_by("at", "id")
+    )
+
+
+def record_activity(opportunity: Opportunity) -> RecordActivity:
+    """Everything under the record in four queries, whatever its size."""
+    return RecordActivity(
+        notes=record_notes(opportunity),
+        tasks=record_tasks(opportunity),
+        communications=record_communications(opportunity),
+        history=record_history(opportunity),
+    )
+
+
+def _history_entries(opportunity: Opportunity, history: list[OpportunityHistory]):
+    entered_at = None
+    last_lost = None
+    entries = []
+    for row in history:
+        if row.from_stage_id is None and row.from_status == "":
+            entries.append(
+                TimelineEntry(
+                    kind="created",
+                    at=row.at,
+                    user=row.user,
+                    to_stage=row.to_stage,
+                    to_status=row.to_status,
+                )
+            )
+            entered_at = row.at
+            continue
+        if row.from_stage_id != row.to_stage_id:
+            entries.append(
+                TimelineEntry(
+                    kind="stage",
+                    at=row.at,
+                    user=row.user,
+                    from_stage=row.from_stage,
+                    to_stage=row.to_stage,
+                    time_in_previous_stage=(row.at - entered_at) if entered_at else None,
+                )
+            )
+            entered_at = row.at
+        if row.from_status != row.to_status or row.to_status == Status.LOST:
+            entry = TimelineEntry(
+                kind="status",
+                at=row.at,
+                user=row.user,
+                from_status=row.from_status,
+                to_status=row.to_status,
+            )
+            entries.append(entry)
+            if row.to_status == Status.LOST:
+                last_lost = entry
+    # History rows do not store the reason; the current one belongs to the latest loss.
+    if last_lost is not None and opportunity.status == Status.LOST:
+        last_lost.lost_reason = opportunity.lost_reason
+    return entries
+
+
+def timeline(opportunity: Opportunity, activity: RecordActivity) -> list[TimelineEntry]:
+    """Stage and status changes, notes, tasks and communication in one list, newest first."""
+    entries = _history_entries(opportunity, activity.history)
+    entries += [
+        TimelineEntry(kind="note", at=note.created_at, user=note.author, item=note)
+        for note in activity.notes
+    ]
+    for task in activity.tasks:
+        entries.append(TimelineEntry(kind="task", at=task.created_at, item=task))
+        if task.done_at:
+            entries.append(TimelineEntry(kind="task_done", at=task.done_at, item=task))
+    entries += [
+        TimelineEntry(kind="communication", at=entry.occurred_at, user=entry.author, item=entry)
+        for entry in activity.communications
+    ]
+    # Stable: equal times keep the order above (a status change after its stage change).
+    ordered = sorted(enumerate(entries), key=lambda pair: (pair[1].at, pair[0]), reverse=True)
+    return [entry for _, entry in ordered]
+
+
+def time_in_stages(
+    opportunity: Opportunity, history: list[OpportunityHistory], stages: list[Stage]
+) -> list[StageTime]:
+    """How long the opportunity spent in each stage it visited, in pipeline order.
+
+    The clock of the current stage runs until now, or until the deal was closed.
+    """
+    totals: dict[int, timedelta] = {}
+    current_id, entered_at = None, None
+    for row in history:
+        if row.to_stage_id == row.from_stage_id:
+            continue
+        if current_id is not None and entered_at is not None:
+            totals[current_id] = totals.get(current_id, timedelta()) + (row.at - entered_at)
+        current_id, entered_at = row.to_stage_id, row.at
+    end = opportunity.closed_at if opportunity.is_closed and opportunity.closed_at else None
+    end = end or timezone.now()
+    start = opportunity.stage_entered_at
+    if start is not None:
+        totals[opportunity.stage_id] = totals.get(opportunity.stage_id, timedelta()) + max(
+            end - start, timedelta()
+        )
+    return [
+        StageTime(
+            stage=stage, duration=totals[stage.pk], is_current=stage.pk == opportunity.stage_id
+        )
+        for stage in stages
+        if stage.pk in totals
+    ]
+
+
+def contacts_matching(query: str, *, limit: int = CONTACT_SEARCH_LIMIT) -> list[Contact]:
+    """Contacts whose name, email, phone or company contains the text; at most `limit`."""
+    query = query.strip()
+    if not query:
+        return []
+    return list(
+        Contact.objects.filter(
+            Q(name__icontains=query)
+            | Q(email__icontains=query)
+            | Q(phone__icontains=query)
+            | Q(company__icontains=query)
+        ).order_by("name", "id")[:limit]
+    )
+
+
+def open_tasks_for(user) -> list[Task]:
+    """The user's open tasks on opportunities they can see: soonest due first, undated last."""
+    return list(
+        Task.objects.filter(
+            assigned_to=user,
+            done_at__isnull=True,
+            opportunity__in=opportunities_visible_to(user),
+        )
+        .select_related("opportunity", "opportunity__stage", "opportunity__contact")
+        .order_by(F("due_on").asc(nulls_last=True), "id")
+    )

@@ -1,0 +1,124 @@
+"""What hangs off an opportunity's record: notes, tasks and the contact's communication log.
+
+None of these change the opportunity row itself, so none of them bump its `version`:
+a rep adding a note never makes a colleague's open edit form stale.
+"""
+
+from datetime import date, datetime
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from opportunities.models import Communication, CommunicationKind, Note, Opportunity, Task
+
+
+def _require(user, permission: str, message: str) -> None:
+    if not user.has_perm(f"opportunities.{permission}"):
+        raise PermissionDenied(message)
+
+
+def _own_note(note: Note, user) -> None:
+    if note.author_id != user.pk:
+        raise PermissionDenied("You can only change your own notes.")
+
+
+@transaction.atomic
+def note_create(*, opportunity: Opportunity, author, body: str) -> Note:
+    """Invariant: a note has an author and a non-blank body."""
+    _require(author, "add_note", "You are not allowed to add notes.")
+    now = timezone.now()
+    note = Note(opportunity=opportunity, author=author, body=body.strip(), created_at=now)
+    note.updated_at = now
+    note.full_clean()
+    note.save()
+    return note
+
+
+@transaction.atomic
+def note_update(*, note: Note, user, body: str) -> Note:
+    """Invariant: only the author edits a note; the body stays non-blank."""
+    _require(user, "change_note", "You are not allowed to edit notes.")
+    _own_note(note, user)
+    note.body = body.strip()
+    note.updated_at = timezone.now()
+    note.full_clean()
+    note.save(update_fields=["body", "updated_at"])
+    return note
+
+
+@transaction.atomic
+def note_delete(*, note: Note, user) -> None:
+    """Invariant: only the author deletes a note."""
+    _require(user, "delete_note", "You are not allowed to delete notes.")
+    _own_note(note, user)
+    note.delete()
+
+
+@transaction.atomic
+def task_create(
+    *,
+    opportunity: Opportunity,
+    user,
+    title: str,
+    due_on: date | None = None,
+    assigned_to=None,
+) -> Task:
+    """Invariant: a new task is open and assigned (by default to the opportunity's owner)."""
+    _require(user, "add_task", "You are not allowed to add tasks.")
+    task = Task(
+        opportunity=opportunity,
+        title=title.strip(),
+        due_on=due_on,
+        assigned_to=assigned_to if assigned_to is not None else opportunity.assigned_to,
+        created_by=user if user.is_authenticated else None,
+    )
+    task.full_clean()
+    task.save()
+    return task
+
+
+@transaction.atomic
+def task_set_done(*, task: Task, user, done: bool) -> Task:
+    """Invariant: done_at is set when done and cleared when reopened; unchanged if already so."""
+    _require(user, "change_task", "You are not allowed to change tasks.")
+    if done and task.done_at is None:
+        task.done_at = timezone.now()
+    elif not done:
+        task.done_at = None
+    task.save(update_fields=["done_at"])
+    return task
+
+
+@transaction.atomic
+def communication_log(
+    *,
+    opportunity: Opportunity,
+    user,
+    kind: str,
+    summary: str,
+    occurred_at: datetime | None = None,
+) -> Communication:
+    """Log a call, email, meeting or message with the opportunity's contact.
+
+    Invariant: the entry belongs to the contact (so every deal of that contact shows it)
+    and remembers the opportunity it was logged from.
+    """
+    _require(user, "add_communication", "You are not allowed to log communication.")
+    if opportunity.contact_id is None:
+        raise ValidationError({"summary": "Add a contact to this opportunity first."})
+    if kind not in CommunicationKind.values:
+        raise ValidationError({"kind": "Choose call, email, meeting or message."})
+    now = timezone.now()
+    entry = Communication(
+        contact_id=opportunity.contact_id,
+        opportunity=opportunity,
+        kind=kind,
+        summary=summary.strip(),
+        occurred_at=occurred_at or now,
+        author=user,
+        created_at=now,
+    )
+    entry.full_clean()
+    entry.save()
+    return entry
