@@ -7,6 +7,7 @@ records (e.g. the history of past moves) still point to, is refused with a messa
 that says why, on the delete page, in the bulk delete action and in the inline.
 """
 
+import dataclasses
 from collections import Counter
 from collections.abc import Iterable
 
@@ -15,6 +16,7 @@ from django import VERSION as DJANGO_VERSION
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.actions import delete_selected
+from django.contrib.admin.options import ActionLocation
 from django.contrib.admin.utils import get_deleted_objects, unquote
 from django.core.exceptions import ValidationError
 from django.db import router, transaction
@@ -127,18 +129,21 @@ class RefusingDeletionMixin:
             return None  # back to the changelist, nothing deleted
         return delete_selected(self, request, queryset)
 
-    def get_actions(self, request):
-        actions = super().get_actions(request)
+    def get_actions(self, request, action_location=ActionLocation.CHANGE_LIST):
+        actions = super().get_actions(request, action_location=action_location)
         if "delete_selected" in actions:
             # Same name and label (the confirmation page posts it back), checked first.
-            _, name, description = actions["delete_selected"]
-            actions[name] = (type(self).delete_selected_unless_in_use, name, description)
+            actions["delete_selected"] = dataclasses.replace(
+                actions["delete_selected"], func=type(self).delete_selected_unless_in_use
+            )
         return actions
 
 
 class StageInlineFormSet(CustomInlineFormSet):
     def clean(self):
-        super().clean()
+        # Before super(): its unique check calls is_valid() on every form, and Django's
+        # inline form then raises its own list of every protected row (thousands for a
+        # busy stage); one sentence per stage says more.
         doomed = [
             form.instance
             for form in self.forms
@@ -147,6 +152,7 @@ class StageInlineFormSet(CustomInlineFormSet):
         refusals = stage_deletion_refusals(doomed)
         if refusals:
             raise ValidationError(refusals)
+        super().clean()
 
 
 class StageInline(SortableTabularInline):
@@ -173,7 +179,7 @@ class PipelineAdmin(RefusingDeletionMixin, SortableAdminBase, admin.ModelAdmin):
         # SortableAdminBase swaps in actions-<django version>.js, which 2.3.1 lacks for 6.1.
         js = [
             f"adminsortable2/js/actions-{_SORTABLE_DJANGO}.js"
-            if path.startswith("adminsortable2/js/actions-")
+            if isinstance(path, str) and path.startswith("adminsortable2/js/actions-")
             else path
             for path in media._js
         ]
