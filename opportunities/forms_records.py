@@ -12,6 +12,7 @@ from django.utils import timezone
 from opportunities.filters import active_users
 from opportunities.models import (
     Communication,
+    CommunicationKind,
     Contact,
     LostReason,
     Note,
@@ -295,6 +296,12 @@ class TaskForm(forms.ModelForm):
 
 
 class CommunicationForm(forms.ModelForm):
+    kind = forms.ChoiceField(
+        label="Type",
+        choices=CommunicationKind.choices,
+        initial=CommunicationKind.CALL,
+        error_messages={"invalid_choice": "Choose call, email, meeting or message."},
+    )
     occurred_at = forms.DateTimeField(
         label="When",
         required=False,

@@ -85,7 +85,7 @@ def record_notes(opportunity: Opportunity) -> list[Note]:
 def record_tasks(opportunity: Opportunity) -> list[Task]:
     """Open tasks first, soonest due first (undated last), then the done ones."""
     return list(
-        opportunity.tasks.select_related("assigned_to").order_by(
+        opportunity.tasks.select_related("assigned_to", "created_by").order_by(
             F("done_at").asc(nulls_first=True), F("due_on").asc(nulls_last=True), "id"
         )
     )
@@ -172,7 +172,9 @@ def timeline(opportunity: Opportunity, activity: RecordActivity) -> list[Timelin
         for note in activity.notes
     ]
     for task in activity.tasks:
-        entries.append(TimelineEntry(kind="task", at=task.created_at, item=task))
+        entries.append(
+            TimelineEntry(kind="task", at=task.created_at, user=task.created_by, item=task)
+        )
         if task.done_at:
             entries.append(TimelineEntry(kind="task_done", at=task.done_at, item=task))
     entries += [
