@@ -43,6 +43,7 @@ class FunnelChart:
     height: int
     label_width: int
     bar_height: int
+    bar_area: int
 
     @property
     def description(self) -> str:
@@ -79,6 +80,7 @@ def funnel_chart(funnel: Funnel) -> FunnelChart:
         height=max(len(bars), 1) * FUNNEL_ROW,
         label_width=FUNNEL_LABEL_WIDTH,
         bar_height=FUNNEL_BAR,
+        bar_area=FUNNEL_BAR_AREA,
     )
 
 
@@ -91,6 +93,7 @@ class MonthBar:
     value: Decimal
     count: int
     label: str
+    center: int
 
 
 @dataclass(frozen=True)
@@ -111,8 +114,9 @@ class MonthChart:
     months: list[MonthTotals]
 
 
-MONTH_GROUP = 64
-MONTH_BAR = 22
+MONTH_GROUP = 80
+MONTH_BAR = 26
+MONTH_GAP = 6
 MONTH_PLOT = 150  # height of the tallest bar
 MONTH_TOP = 24  # room for the value above the tallest bar
 MONTH_LEFT = 52  # room for the axis labels
@@ -123,11 +127,11 @@ def month_chart(months: list[MonthTotals]) -> MonthChart:
     baseline = MONTH_TOP + MONTH_PLOT
     groups = []
     for index, month in enumerate(months):
-        left = MONTH_LEFT + index * MONTH_GROUP + (MONTH_GROUP - 2 * MONTH_BAR - 4) // 2
+        left = MONTH_LEFT + index * MONTH_GROUP + (MONTH_GROUP - 2 * MONTH_BAR - MONTH_GAP) // 2
         bars = []
         for offset, kind, value, count in (
             (0, "won", month.won_value, month.won_count),
-            (MONTH_BAR + 4, "lost", month.lost_value, month.lost_count),
+            (MONTH_BAR + MONTH_GAP, "lost", month.lost_value, month.lost_count),
         ):
             height = round(MONTH_PLOT * value / peak)
             if value and height < 2:
@@ -141,6 +145,7 @@ def month_chart(months: list[MonthTotals]) -> MonthChart:
                     value=value,
                     count=count,
                     label=compact_money(value) if value else "–",
+                    center=left + offset + MONTH_BAR // 2,
                 )
             )
         first_or_january = index == 0 or month.month.month == 1

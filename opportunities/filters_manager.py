@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 import django_filters
 from django import forms
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from opportunities.filters import ALL_STATUSES, STATUS_FILTER_CHOICES, OpportunityFilter
@@ -149,7 +149,11 @@ class ManagerOpportunityFilter(OpportunityFilter):
         fields = SORT_FIELDS[value.lstrip("-")]
         if "days_open" in fields:
             queryset = with_days_open(queryset)
-        order = [f"-{field}" if descending else field for field in fields]
+        # Empty cells (no close date, no owner) sort last both ways, on every backend.
+        order = [
+            F(field).desc(nulls_last=True) if descending else F(field).asc(nulls_last=True)
+            for field in fields
+        ]
         # The id breaks ties, so pages never repeat or skip a row.
         return queryset.order_by(*order, "-id" if descending else "id")
 

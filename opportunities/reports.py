@@ -56,6 +56,8 @@ class LostReasonCount:
     name: str
     count: int
     value: Decimal
+    # Share of the lost opportunities, in percent.
+    share: int
 
 
 @dataclass(frozen=True)
@@ -108,11 +110,17 @@ def opportunity_summary(queryset: QuerySet[Opportunity]) -> Summary:
         .annotate(count=Count("id"), value=Coalesce(Sum("value"), ZERO))
         .order_by("-count", "-value", "lost_reason__name")
     )
+    lost_total = figures["lost_count"] or 1
     return Summary(
         **figures,
         average_days_to_close=_days(average),
         lost_reasons=[
-            LostReasonCount(name=row["lost_reason__name"], count=row["count"], value=row["value"])
+            LostReasonCount(
+                name=row["lost_reason__name"],
+                count=row["count"],
+                value=row["value"],
+                share=round(100 * row["count"] / lost_total),
+            )
             for row in reasons
         ],
     )

@@ -263,8 +263,10 @@ class _Lookups:
             (p for p in self.pipelines.values() if not p.is_archived), None
         )
         self.stages: dict[int, list[Stage]] = defaultdict(list)
+        self.stages_by_id: dict[int, Stage] = {}
         for stage in Stage.objects.order_by("position", "id"):
             self.stages[stage.pipeline_id].append(stage)
+            self.stages_by_id[stage.pk] = stage
         self.lost_reasons = {reason.name.lower(): reason for reason in LostReason.objects.all()}
 
         self.users = {}
@@ -350,6 +352,9 @@ def _plan_row(line: int, cells: dict[str, str], lookups: _Lookups, user, now) ->
         opportunity = existing
         old_stage_id, old_status = existing.stage_id, existing.status
         before = _comparable(existing)
+        # From the lookups, so showing the row in the preview runs no query.
+        opportunity.pipeline = lookups.pipelines_by_id[existing.pipeline_id]
+        opportunity.stage = lookups.stages_by_id[existing.stage_id]
 
     if cells.get("name"):
         opportunity.name = cells["name"]

@@ -1,3 +1,14 @@
-"""The manager's list, summary, charts, CSV export and import."""
+"""The manager's list, summary, charts, CSV export and import.
 
-urlpatterns = []
+No <int:pk> segment here: /opportunities/<pk>/... belongs to the opportunity record.
+"""
+
+from django.urls import path
+
+from opportunities.views import manager
+
+urlpatterns = [
+    path("opportunities/", manager.opportunity_list, name="list"),
+    path("opportunities/export.csv", manager.export_csv, name="export"),
+    path("opportunities/import/", manager.import_csv, name="import"),
+]

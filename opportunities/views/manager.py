@@ -1,0 +1,267 @@
+"""The manager's list of opportunities: filters, summary, charts, CSV export and import."""
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import permission_required
+from django.core import signing
+from django.core.exceptions import RequestDataTooBig
+from django.core.paginator import Paginator
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods
+
+from opportunities.charts import funnel_chart, month_chart
+from opportunities.exports import export_filename, export_response
+from opportunities.filters import active_users
+from opportunities.filters_manager import (
+    SORT_FIELDS,
+    ManagerOpportunityFilter,
+    QuickView,
+    quick_view_conditions,
+)
+from opportunities.models import LostReason, Status
+from opportunities.reports import (
+    list_rows,
+    opportunity_summary,
+    quick_view_counts,
+    stage_funnels,
+    won_lost_by_month,
+)
+from opportunities.selectors import opportunities_visible_to, source_choices
+from opportunities.services.imports import (
+    ImportChanged,
+    ImportFileError,
+    decode_upload,
+    import_apply,
+    import_plan,
+)
+from pipelines.models import Pipeline, Stage
+
+LIST = "opportunities/list.html"
+IMPORT = "opportunities/import.html"
+PAGE_SIZE = 50
+EXPORT_PERMISSION = "opportunities.export_opportunities"
+IMPORT_PERMISSION = "opportunities.import_opportunities"
+# The preview's signed copy of the file is honoured for this long.
+IMPORT_TOKEN_MAX_AGE = 60 * 60
+IMPORT_SALT = "opportunities.import"
+MAX_UPLOAD_BYTES = 5 * 1024 * 1024
+PREVIEW_ROWS = 25
+
+# (sort key, header, right-aligned); the keys are ManagerOpportunityFilter's whitelist.
+TABLE_COLUMNS = [
+    ("name", "Opportunity", False),
+    ("contact", "Contact", False),
+    ("pipeline", "Pipeline", False),
+    ("stage", "Stage", False),
+    ("status", "Status", False),
+    ("value", "Value", True),
+    ("owner", "Owner", False),
+    ("source", "Source", False),
+    ("created", "Created", False),
+    ("closed", "Closed", False),
+    ("days_open", "Days open", True),
+]
+assert {key for key, _, _ in TABLE_COLUMNS} == set(SORT_FIELDS)
+# Filters tucked under "More filters"; the panel opens when one of them is set.
+ADVANCED_PARAMS = (
+    "source",
+    "lost_reason",
+    "value_min",
+    "value_max",
+    "created_after",
+    "created_before",
+    "closed_after",
+    "closed_before",
+)
+
+
+def _filtered(request) -> ManagerOpportunityFilter:
+    return ManagerOpportunityFilter(request.GET, queryset=opportunities_visible_to(request.user))
+
+
+def _sort_headers(current: str) -> list[dict]:
+    headers = []
+    for key, label, numeric in TABLE_COLUMNS:
+        if current == key:
+            aria, next_sort = "ascending", f"-{key}"
+        elif current == f"-{key}":
+            aria, next_sort = "descending", key
+        else:
+            # Numbers and dates read best largest / newest first.
+            aria, next_sort = None, f"-{key}" if numeric or key in ("created", "closed") else key
+        headers.append(
+            {"key": key, "label": label, "numeric": numeric, "aria_sort": aria, "next": next_sort}
+        )
+    return headers
+
+
+@require_GET
+def opportunity_list(request):
+    """The page, or for htmx the results (filter change) or the whole panel (links)."""
+    filterset = _filtered(request)
+    queryset = filterset.qs
+    page = Paginator(list_rows(queryset), PAGE_SIZE).get_page(request.GET.get("page"))
+    summary = opportunity_summary(queryset)
+    context = {
+        "nav": "list",
+        "filter": filterset,
+        "page": page,
+        "summary": summary,
+        "funnels": [funnel_chart(funnel) for funnel in stage_funnels(queryset)],
+        "months": month_chart(won_lost_by_month(queryset)),
+        "headers": _sort_headers(filterset.sort_value),
+        "sort": filterset.sort_value,
+        "selected_statuses": filterset.statuses,
+        "quick_view": filterset.quick_view,
+        "can_import": request.user.has_perm(IMPORT_PERMISSION),
+        "exports_own_only": not request.user.has_perm(EXPORT_PERMISSION),
+    }
+    target = request.htmx.target if request.htmx else None
+    if target == "results":
+        return render(request, LIST + "#results", context)
+    context |= {
+        "statuses": Status.choices,
+        "quick_views": [
+            (key, label, count)
+            for (key, label), count in zip(
+                QuickView.choices,
+                quick_view_counts(
+                    opportunities_visible_to(request.user), quick_view_conditions()
+                ).values(),
+                strict=True,
+            )
+        ],
+        "pipelines": list(Pipeline.objects.order_by("position", "id")),
+        "stages": list(
+            Stage.objects.select_related("pipeline").order_by(
+                "pipeline__position", "pipeline_id", "position", "id"
+            )
+        ),
+        "owners": list(active_users()),
+        "sources": source_choices(),
+        "lost_reasons": list(LostReason.objects.order_by("position", "name")),
+        "advanced_open": any(request.GET.get(name) for name in ADVANCED_PARAMS),
+    }
+    return render(request, LIST + "#manager" if target == "manager" else LIST, context)
+
+
+@require_GET
+def export_csv(request):
+    """Exactly the filtered, visible rows, in the list's order.
+
+    Without the export permission (sales reps) only one's own opportunities are exported,
+    whatever else one may see.
+    """
+    queryset = _filtered(request).qs
+    if not request.user.has_perm(EXPORT_PERMISSION):
+        queryset = queryset.filter(assigned_to=request.user)
+    return export_response(queryset, filename=export_filename())
+
+
+class ImportUploadForm(forms.Form):
+    file = forms.FileField(
+        label="CSV file",
+        help_text="UTF-8 or Excel CSV, with a header row. At most 5 MB.",
+        widget=forms.ClearableFileInput(attrs={"accept": ".csv,text/csv"}),
+    )
+
+    def clean_file(self):
+        upload = self.cleaned_data["file"]
+        if upload.size > MAX_UPLOAD_BYTES:
+            raise forms.ValidationError(
+                "The file is larger than 5 MB; split it and import the parts."
+            )
+        try:
+            self.cleaned_data["text"] = decode_upload(upload.read())
+        except ImportFileError as exc:
+            raise forms.ValidationError(str(exc)) from exc
+        return upload
+
+
+class ImportConfirmForm(forms.Form):
+    token = forms.CharField(widget=forms.HiddenInput)
+    fingerprint = forms.CharField(widget=forms.HiddenInput)
+
+    def clean_token(self):
+        try:
+            payload = signing.loads(
+                self.cleaned_data["token"], salt=IMPORT_SALT, max_age=IMPORT_TOKEN_MAX_AGE
+            )
+        except signing.SignatureExpired as exc:
+            raise forms.ValidationError("The preview expired; upload the file again.") from exc
+        except signing.BadSignature as exc:
+            raise forms.ValidationError(
+                "The preview could not be read; upload the file again."
+            ) from exc
+        self.cleaned_data["text"] = payload["text"]
+        self.cleaned_data["filename"] = payload["filename"]
+        return self.cleaned_data["token"]
+
+
+def _preview(request, text: str, filename: str, *, notice: str = ""):
+    try:
+        plan = import_plan(text=text, user=request.user)
+    except ImportFileError as exc:
+        form = ImportUploadForm()
+        return render(request, IMPORT, {"nav": "list", "form": form, "file_error": str(exc)})
+    # The file itself travels with the confirm form, signed and compressed: nothing is kept
+    # on the server between the two steps, so any worker can take the confirm.
+    token = signing.dumps({"text": text, "filename": filename}, salt=IMPORT_SALT, compress=True)
+    return render(
+        request,
+        IMPORT,
+        {
+            "nav": "list",
+            "plan": plan,
+            "filename": filename,
+            "notice": notice,
+            "sample": plan.rows[:PREVIEW_ROWS],
+            "confirm": ImportConfirmForm(initial={"token": token, "fingerprint": plan.fingerprint}),
+        },
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@permission_required(IMPORT_PERMISSION, raise_exception=True)
+def import_csv(request):
+    """Upload → preview (every row checked, nothing written) → confirm (one transaction)."""
+    if request.method == "GET":
+        return render(request, IMPORT, {"nav": "list", "form": ImportUploadForm()})
+    try:
+        step = request.POST.get("step")
+    except RequestDataTooBig:
+        messages.error(request, "That import is too large for one step; split the file.")
+        return redirect("opportunities:import")
+
+    if step == "confirm":
+        confirm = ImportConfirmForm(request.POST)
+        if not confirm.is_valid():
+            messages.error(
+                request, " ".join(confirm.errors.get("token", ["Upload the file again."]))
+            )
+            return redirect("opportunities:import")
+        text, filename = confirm.cleaned_data["text"], confirm.cleaned_data["filename"]
+        try:
+            result = import_apply(
+                text=text, user=request.user, expected=confirm.cleaned_data["fingerprint"]
+            )
+        except ImportChanged:
+            return _preview(
+                request,
+                text,
+                filename,
+                notice="The data changed since the preview; nothing was imported. "
+                "Check the rows again.",
+            )
+        messages.success(
+            request,
+            f"Imported {filename}: {result.created} created, {result.updated} updated"
+            + (f", {result.skipped} rows with errors skipped." if result.skipped else "."),
+        )
+        return redirect(reverse("opportunities:list"))
+
+    form = ImportUploadForm(request.POST, request.FILES)
+    if not form.is_valid():
+        return render(request, IMPORT, {"nav": "list", "form": form}, status=400)
+    return _preview(request, form.cleaned_data["text"], form.cleaned_data["file"].name)
