@@ -156,3 +156,21 @@ class CommunicationFactory(factory.django.DjangoModelFactory):
     contact = factory.SelfAttribute("opportunity.contact")
     kind = CommunicationKind.CALL
     summary = factory.Faker("sentence")
+
+
+def ensure_roles():
+    """(Re)create the "Sales rep" / "Sales manager" groups of migration 0003.
+
+    Transactional tests (live_server) flush every table afterwards, and a data
+    migration's rows do not come back with the flush; browser tests call this first.
+    """
+    import importlib
+
+    roles = importlib.import_module("opportunities.migrations.0003_roles").ROLES
+    for name, codes in roles.items():
+        group, _ = Group.objects.get_or_create(name=name)
+        for code in codes:
+            app_label, codename = code.split(".")
+            group.permissions.add(
+                Permission.objects.get(content_type__app_label=app_label, codename=codename)
+            )
