@@ -182,6 +182,7 @@ class OpportunityCreateForm(OpportunityFormBase):
 
     pipeline = forms.ModelChoiceField(
         queryset=Pipeline.objects.filter(is_archived=False),
+        empty_label="Choose a pipeline…",
         error_messages={"invalid_choice": "Choose one of the listed pipelines."},
     )
 

@@ -486,3 +486,17 @@ def test_source_suggestions_list_sources_in_use(client, mine, stages):
     factories.OpportunityFactory(stage=stages[1], source="Podcast")
     html = client.get(_url("detail", mine.pk)).content.decode()
     assert '<datalist id="source-options">' in html and '<option value="Podcast">' in html
+
+
+def test_full_form_preselects_the_pipeline_of_the_given_stage(client, stages, owner):
+    response = client.get(_url("create"), {"stage": stages[2].pk})
+    html = response.content.decode()
+    assert f'<option value="{stages[0].pipeline_id}" selected>' in html
+    assert f'<option value="{stages[2].pk}" selected>' in html
+
+
+def test_edit_conflict_names_fields_and_formats_the_value(client, mine):
+    stale = _edit_data(mine, value="2000")
+    Opportunity.objects.filter(pk=mine.pk).update(version=2)
+    html = client.post(_url("edit", mine.pk), stale).content.decode()
+    assert '<th scope="row">Value</th><td class="mine">$2,000</td><td>$1,000</td>' in html

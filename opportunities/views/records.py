@@ -37,6 +37,7 @@ from opportunities.models import Contact, LostReason, Note, Opportunity, Status,
 from opportunities.selectors import (
     Column,
     opportunities_visible_to,
+    pipelines_for_board,
     source_choices,
     stage_totals,
     stages_of,
@@ -52,9 +53,10 @@ from opportunities.selectors_records import (
 )
 from opportunities.services import editing, records
 from opportunities.services.moves import opportunity_set_status
+from opportunities.templatetags.crm import money
 from opportunities.views.board import _board_context  # the card partial needs its context
 from opportunities.views.htmx import NOT_VISIBLE, error_response, safe_next, with_toast
-from pipelines.models import Pipeline
+from pipelines.models import Pipeline, Stage
 
 DETAIL = "opportunities/detail.html"
 BOARD = "opportunities/board.html"
@@ -193,32 +195,32 @@ def _conflict_rows(opportunity: Opportunity, form, contact_form) -> list[dict]:
     if form.is_valid():
         for name in ("name", "value", "source", "assigned_to", "stage", "status", "lost_reason"):
             mine, current = form.cleaned_data.get(name), getattr(opportunity, name)
-            if name == "value" and mine is not None and current is not None:
-                same = mine == current
-            else:
-                same = (mine or None) == (current or None)
-            if not same:
-                rows.append(_conflict_row(form.fields[name], mine, current))
+            if (mine or None) != (current or None):
+                rows.append(_conflict_row(form[name], mine, current))
     if contact_form.is_valid():
         contact = opportunity.contact
         for name, mine in contact_form.details.items():
             current = getattr(contact, name) if contact else ""
             if mine != current:
-                rows.append(_conflict_row(contact_form.fields[name], mine, current))
+                rows.append(_conflict_row(contact_form[name], mine, current))
     return rows
 
 
-def _conflict_row(field, mine, current) -> dict:
+def _conflict_row(bound_field, mine, current) -> dict:
+    field = bound_field.field
+
     def shown(value):
         if value in (None, ""):
             return "—"
+        if bound_field.name == "value":
+            return money(value)
         if hasattr(field, "label_from_instance") and not isinstance(value, str):
             return field.label_from_instance(value)
-        if value in Status.values:
+        if bound_field.name == "status":
             return Status(value).label
         return str(value)
 
-    return {"label": field.label, "mine": shown(mine), "current": shown(current)}
+    return {"label": bound_field.label, "mine": shown(mine), "current": shown(current)}
 
 
 @require_POST
@@ -537,6 +539,13 @@ def create(request):
         for key in ("pipeline", "stage", "name", "value"):
             if request.GET.get(key):
                 initial[key] = request.GET[key]
+        if "pipeline" not in initial:
+            stage = Stage.objects.filter(pk=_int_or_none(request.GET.get("stage"))).first()
+            pipelines = pipelines_for_board()
+            if stage is not None:
+                initial["pipeline"] = stage.pipeline_id
+            elif len(pipelines) == 1:
+                initial["pipeline"] = pipelines[0].pk
         form = OpportunityCreateForm(initial=initial)
         contact_form = ContactForm(initial={"name": request.GET.get("contact_name", "")})
         return _create_page(request, form, contact_form)
@@ -570,6 +579,13 @@ def create(request):
                 return redirect("opportunities:detail", pk=opportunity.pk)
             return redirect("opportunities:board", pipeline_id=opportunity.pipeline_id)
     return _create_page(request, form, contact_form, status=400, form_error=error)
+
+
+def _int_or_none(value) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def _create_page(request, form, contact_form, *, status=200, **extra):
