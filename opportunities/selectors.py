@@ -1,9 +1,7 @@
 """Reads. Every view reads opportunities through `opportunities_visible_to`."""
 
-import operator
 from dataclasses import dataclass, field
 from decimal import Decimal
-from functools import reduce
 
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
@@ -89,8 +87,10 @@ def column_page(
 def board_columns(queryset: QuerySet[Opportunity], stages: list[Stage]) -> list[Column]:
     """The first page of every column plus the totals, in two queries whatever the size.
 
-    Each column's first page is a per-stage LIMIT subquery (an index range scan); the
-    cards of all of them are fetched in one query with what they show.
+    The cards are fetched by id from one UNION ALL of per-stage "first page" queries, each
+    an index range scan on (stage, status, rank, id) that stops after a page. SQLite
+    refuses LIMIT directly inside a compound SELECT, so each part selects the ids `IN` a
+    limited subquery instead, which both backends accept and plan as the same scan.
     """
     columns = {stage.pk: Column(stage=stage) for stage in stages}
     if not stages:
@@ -99,17 +99,19 @@ def board_columns(queryset: QuerySet[Opportunity], stages: list[Stage]) -> list[
         columns[stage_id].count, columns[stage_id].total = count, total
 
     firsts = [
-        queryset.filter(stage=stage)
-        .order_by("rank", "id")
-        .values_list("id", flat=True)[: BOARD_PAGE_SIZE + 1]
+        Opportunity.objects.filter(
+            pk__in=queryset.filter(stage=stage)
+            .order_by("rank", "id")
+            .values("id")[: BOARD_PAGE_SIZE + 1]
+        )
+        .order_by()
+        .values("id")
         for stage in stages
         if columns[stage.pk].count
     ]
     if firsts:
-        # One query: `pk IN (first page of stage A) OR pk IN (…B)`. A UNION of LIMIT
-        # queries is refused by SQLite ("LIMIT not allowed in compound statements").
-        first_pages = reduce(operator.or_, (Q(pk__in=first) for first in firsts))
-        cards = with_card_fields(Opportunity.objects.filter(first_pages)).order_by("rank", "id")
+        ids = firsts[0].union(*firsts[1:], all=True) if len(firsts) > 1 else firsts[0]
+        cards = with_card_fields(Opportunity.objects.filter(pk__in=ids)).order_by("rank", "id")
         for card in cards:
             columns[card.stage_id].cards.append(card)
     for column in columns.values():
