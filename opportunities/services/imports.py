@@ -73,8 +73,11 @@ HEADERS = {
 }
 # Written by the export, meaningless to import: skipped without a warning.
 EXPORT_ONLY = {"created", "closed", "days_open"}
-# Checked here with bulk-fetched objects; clean_fields() would query once per row for each.
-RELATIONS = ["pipeline", "stage", "contact", "assigned_to", "lost_reason"]
+# The fields a file sets directly, checked with the model fields' own validators (lengths,
+# digits). Relations are checked against the bulk-fetched lookups instead: clean_fields()
+# would query once per row for each, and validate every other field for nothing.
+OPPORTUNITY_CELLS = [Opportunity._meta.get_field(name) for name in ("name", "source", "value")]
+CONTACT_CELLS = [Contact._meta.get_field(name) for name in ("name", "email", "phone", "company")]
 _STATUS_BY_TEXT = {
     text.lower(): value for value, label in Status.choices for text in (value, label)
 }
@@ -106,8 +109,7 @@ class PlannedRow:
     opportunity: Opportunity
     is_new: bool
     changed: bool = True
-    # Email of a contact this import creates (several rows may share it).
-    new_contact_email: str = ""
+    # A contact this import creates (rows with the same new email share the object).
     new_contact: Contact | None = None
     old_stage_id: int | None = None
     old_status: str = ""
@@ -304,9 +306,26 @@ class _Lookups:
                 key = (opportunity.lower_email, opportunity.name.strip().lower())
                 self.by_email_name[key].append(opportunity)
 
+        # Contacts this import would create, one per new email, shared by its rows.
+        self.new_contacts: dict[str, Contact] = {}
+        self.email_is_valid: dict[str, bool] = {}
+        self.stage_by_name: dict[tuple[int, str], Stage] = {}
+        for pipeline_stages in self.stages.values():
+            for stage in pipeline_stages:
+                self.stage_by_name.setdefault((stage.pipeline_id, stage.name.lower()), stage)
+
     def stage_named(self, pipeline: Pipeline, name: str) -> Stage | None:
-        wanted = name.strip().lower()
-        return next((s for s in self.stages[pipeline.pk] if s.name.lower() == wanted), None)
+        return self.stage_by_name.get((pipeline.pk, name.strip().lower()))
+
+    def valid_email(self, email: str) -> bool:
+        if email not in self.email_is_valid:
+            try:
+                validate_email(email)
+            except ValidationError:
+                self.email_is_valid[email] = False
+            else:
+                self.email_is_valid[email] = True
+        return self.email_is_valid[email]
 
     def first_stage(self, pipeline: Pipeline) -> Stage | None:
         stages = self.stages[pipeline.pk]
@@ -437,17 +456,16 @@ def _plan_row(line: int, cells: dict[str, str], lookups: _Lookups, user, now) ->
     planned.old_stage_id, planned.old_status = old_stage_id, old_status
     email = cells.get("contact_email", "")
     if email:
-        try:
-            validate_email(email)
-        except ValidationError:
+        key = email.lower()
+        if not lookups.valid_email(email):
             reasons.append(f"contact email “{email}” is not valid")
+        elif key in lookups.contacts:
+            opportunity.contact = lookups.contacts[key]
         else:
-            contact = lookups.contacts.get(email.lower())
-            if contact is not None:
-                opportunity.contact = contact
-            else:
-                planned.new_contact_email = email.lower()
-                planned.new_contact = Contact(
+            # The first row naming a new email gives the new contact its details.
+            planned.new_contact = lookups.new_contacts.get(key)
+            if planned.new_contact is None:
+                planned.new_contact = lookups.new_contacts[key] = Contact(
                     name=cells.get("contact_name") or email.split("@")[0],
                     email=email,
                     phone=cells.get("contact_phone", ""),
@@ -460,22 +478,28 @@ def _plan_row(line: int, cells: dict[str, str], lookups: _Lookups, user, now) ->
             company=cells.get("company", ""),
         )
 
-    try:
-        # Field rules (lengths, digits); relations were resolved above from the lookups.
-        opportunity.clean_fields(
-            exclude=[*RELATIONS, "rank", *([] if opportunity.name else ["name"])]
-        )
-        if planned.new_contact is not None:
-            planned.new_contact.clean_fields(exclude=["email"] if not email else [])
-    except ValidationError as exc:
-        for name, messages in exc.message_dict.items():
-            reasons.extend(f"{name.replace('_', ' ')}: {message}" for message in messages)
+    reasons.extend(_field_errors(opportunity, OPPORTUNITY_CELLS))
+    if planned.new_contact is not None:
+        reasons.extend(_field_errors(planned.new_contact, CONTACT_CELLS, prefix="contact "))
     if reasons:
         raise ValidationError(reasons)
 
     if not is_new:
         planned.changed = planned.new_contact is not None or _comparable(opportunity) != before
     return planned
+
+
+def _field_errors(instance, fields, *, prefix: str = "") -> list[str]:
+    errors = []
+    for model_field in fields:
+        value = getattr(instance, model_field.attname)
+        if value in model_field.empty_values:
+            continue
+        try:
+            model_field.run_validators(value)
+        except ValidationError as exc:
+            errors.extend(f"{prefix}{model_field.verbose_name}: {m}" for m in exc.messages)
+    return errors
 
 
 def _comparable(opportunity: Opportunity) -> tuple:
@@ -565,17 +589,9 @@ def import_apply(*, text: str, user, expected: str | None = None) -> ImportResul
         raise ImportChanged(plan.fingerprint)
     now = timezone.now()
 
-    # Contacts first: rows naming the same new email share one new contact.
-    new_contacts: dict[str, Contact] = {}
-    loose_contacts = []
-    for row in plan.rows:
-        if row.new_contact is None:
-            continue
-        if row.new_contact_email:
-            row.new_contact = new_contacts.setdefault(row.new_contact_email, row.new_contact)
-        else:
-            loose_contacts.append(row.new_contact)
-    Contact.objects.bulk_create([*new_contacts.values(), *loose_contacts], batch_size=BATCH_SIZE)
+    # Contacts first (rows naming the same new email share one Contact object).
+    new_contacts = {id(row.new_contact): row.new_contact for row in plan.rows if row.new_contact}
+    Contact.objects.bulk_create(list(new_contacts.values()), batch_size=BATCH_SIZE)
     for row in plan.rows:
         if row.new_contact is not None:
             row.opportunity.contact = row.new_contact
