@@ -176,13 +176,12 @@ class PipelineAdmin(RefusingDeletionMixin, SortableAdminBase, admin.ModelAdmin):
     @property
     def media(self):
         media = super().media
-        # SortableAdminBase swaps in actions-<django version>.js, which 2.3.1 lacks for 6.1.
-        js = [
-            f"adminsortable2/js/actions-{_SORTABLE_DJANGO}.js"
-            if isinstance(path, str) and path.startswith("adminsortable2/js/actions-")
-            else path
-            for path in media._js
-        ]
+        # SortableAdminBase swaps in actions-<django version>.js, which 2.3.1 lacks for
+        # 6.1; under the manifest storage a missing file would turn this page into a 500.
+        missing = "adminsortable2/js/actions-{}.{}.js".format(*DJANGO_VERSION[:2])
+        shipped = f"adminsortable2/js/actions-{_SORTABLE_DJANGO}.js"
+        # Assets compare equal to their path string (str or Script alike).
+        js = [forms.Script(shipped) if asset == missing else asset for asset in media._js]
         return forms.Media(css=media._css, js=js)
 
     def get_queryset(self, request):
