@@ -50,10 +50,10 @@ class FunnelChart:
         return "; ".join(f"{bar.label}: {bar.count}" for bar in self.bars)
 
 
-FUNNEL_LABEL_WIDTH = 150
-FUNNEL_BAR_AREA = 330
-FUNNEL_ROW = 34
-FUNNEL_BAR = 24
+FUNNEL_LABEL_WIDTH = 112
+FUNNEL_BAR_AREA = 220
+FUNNEL_ROW = 30
+FUNNEL_BAR = 22
 
 
 def funnel_chart(funnel: Funnel) -> FunnelChart:
@@ -70,13 +70,14 @@ def funnel_chart(funnel: Funnel) -> FunnelChart:
                 share=step.share,
                 y=index * FUNNEL_ROW,
                 width=width,
-                text_x=FUNNEL_LABEL_WIDTH + width + 8,
+                # One column of numbers right of the bars: easy to scan and compare.
+                text_x=FUNNEL_LABEL_WIDTH + FUNNEL_BAR_AREA + 10,
             )
         )
     return FunnelChart(
         title=funnel.pipeline.name,
         bars=bars,
-        width=FUNNEL_LABEL_WIDTH + FUNNEL_BAR_AREA + 90,
+        width=FUNNEL_LABEL_WIDTH + FUNNEL_BAR_AREA + 84,
         height=max(len(bars), 1) * FUNNEL_ROW,
         label_width=FUNNEL_LABEL_WIDTH,
         bar_height=FUNNEL_BAR,
@@ -92,8 +93,6 @@ class MonthBar:
     height: int
     value: Decimal
     count: int
-    label: str
-    center: int
 
 
 @dataclass(frozen=True)
@@ -101,6 +100,8 @@ class MonthGroup:
     label: str
     center: int
     bars: list[MonthBar]
+    won_label: str
+    lost_label: str
 
 
 @dataclass(frozen=True)
@@ -112,30 +113,39 @@ class MonthChart:
     bar_width: int
     gridlines: list[tuple[int, str]]
     months: list[MonthTotals]
+    month_row: int
+    won_row: int
+    lost_row: int
+    left: int
 
 
-MONTH_GROUP = 80
-MONTH_BAR = 26
-MONTH_GAP = 6
-MONTH_PLOT = 150  # height of the tallest bar
-MONTH_TOP = 24  # room for the value above the tallest bar
-MONTH_LEFT = 52  # room for the axis labels
+MONTH_TARGET_WIDTH = 560  # the groups share this width, within the limits below
+MONTH_GROUP_MIN, MONTH_GROUP_MAX = 46, 72
+MONTH_GAP = 4  # between the won and the lost bar of a month
+MONTH_PLOT = 130  # height of the tallest bar
+MONTH_TOP = 8
+MONTH_LEFT = 48  # room for the axis and row labels
 
 
 def month_chart(months: list[MonthTotals]) -> MonthChart:
+    """Columns per month, won (solid) beside lost (striped), and the values in two rows of
+    text under the months, aligned with their columns, so no label ever overlaps a bar."""
+    count = max(len(months), 1)
+    group = min(max(MONTH_TARGET_WIDTH // count, MONTH_GROUP_MIN), MONTH_GROUP_MAX)
+    bar = (group - 12 - MONTH_GAP) // 2
     peak = max((max(m.won_value, m.lost_value) for m in months), default=Decimal(0)) or Decimal(1)
     baseline = MONTH_TOP + MONTH_PLOT
     groups = []
     for index, month in enumerate(months):
-        left = MONTH_LEFT + index * MONTH_GROUP + (MONTH_GROUP - 2 * MONTH_BAR - MONTH_GAP) // 2
+        left = MONTH_LEFT + index * group + (group - 2 * bar - MONTH_GAP) // 2
         bars = []
-        for offset, kind, value, count in (
+        for offset, kind, value, number in (
             (0, "won", month.won_value, month.won_count),
-            (MONTH_BAR + MONTH_GAP, "lost", month.lost_value, month.lost_count),
+            (bar + MONTH_GAP, "lost", month.lost_value, month.lost_count),
         ):
             height = round(MONTH_PLOT * value / peak)
             if value and height < 2:
-                height = 2
+                height = 2  # a small month never disappears
             bars.append(
                 MonthBar(
                     kind=kind,
@@ -143,16 +153,17 @@ def month_chart(months: list[MonthTotals]) -> MonthChart:
                     y=baseline - height,
                     height=height,
                     value=value,
-                    count=count,
-                    label=compact_money(value) if value else "–",
-                    center=left + offset + MONTH_BAR // 2,
+                    count=number,
                 )
             )
         first_or_january = index == 0 or month.month.month == 1
-        label = date_format(month.month, "M ’y" if first_or_january else "M")
         groups.append(
             MonthGroup(
-                label=label, center=MONTH_LEFT + index * MONTH_GROUP + MONTH_GROUP // 2, bars=bars
+                label=date_format(month.month, "M ’y" if first_or_january else "M"),
+                center=MONTH_LEFT + index * group + group // 2,
+                bars=bars,
+                won_label=compact_money(month.won_value) if month.won_value else "–",
+                lost_label=compact_money(month.lost_value) if month.lost_value else "–",
             )
         )
     gridlines = [
@@ -161,10 +172,14 @@ def month_chart(months: list[MonthTotals]) -> MonthChart:
     ]
     return MonthChart(
         groups=groups,
-        width=MONTH_LEFT + max(len(months), 1) * MONTH_GROUP + 8,
-        height=baseline + 26,
+        width=MONTH_LEFT + count * group + 4,
+        height=baseline + 62,
         baseline=baseline,
-        bar_width=MONTH_BAR,
+        bar_width=bar,
         gridlines=gridlines,
         months=months,
+        month_row=baseline + 16,
+        won_row=baseline + 36,
+        lost_row=baseline + 54,
+        left=MONTH_LEFT,
     )

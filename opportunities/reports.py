@@ -207,11 +207,12 @@ class MonthTotals:
     lost_count: int
 
 
-def won_lost_by_month(queryset: QuerySet[Opportunity]) -> list[MonthTotals]:
+def won_lost_by_month(queryset: QuerySet[Opportunity], *, at_least: int = 1) -> list[MonthTotals]:
     """Won and lost value per month of closing, in one query.
 
-    Months without any are included as zeros, so the chart's time axis is even; at most
-    MONTHS_SHOWN months, ending with the latest month that has a closed opportunity.
+    Months without any are included as zeros, so the chart's time axis is even; at least
+    `at_least` and at most MONTHS_SHOWN months, ending with the latest month that has a
+    won or lost opportunity.
     """
     rows = (
         queryset.order_by()
@@ -229,6 +230,7 @@ def won_lost_by_month(queryset: QuerySet[Opportunity]) -> list[MonthTotals]:
         return []
     last = max(totals)
     first = max(min(totals), _add_months(last, -(MONTHS_SHOWN - 1)))
+    first = min(first, _add_months(last, -(min(at_least, MONTHS_SHOWN) - 1)))
     result = []
     month = first
     while month <= last:

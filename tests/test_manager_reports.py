@@ -171,6 +171,15 @@ def test_won_and_lost_value_per_month_fills_empty_months():
     ]
 
 
+def test_months_can_be_padded_to_a_minimum_span():
+    _, stages = factories.pipeline_with_stages()
+    factories.OpportunityFactory(stage=stages[0], status=Status.WON, closed_at=at(2026, 2, 10))
+    months = won_lost_by_month(Opportunity.objects.all(), at_least=6)
+    assert [m.month.isoformat() for m in months] == [
+        "2025-09-01", "2025-10-01", "2025-11-01", "2025-12-01", "2026-01-01", "2026-02-01",
+    ]  # fmt: skip
+
+
 def test_months_are_limited_to_the_latest_twelve():
     _, stages = factories.pipeline_with_stages()
     factories.OpportunityFactory(stage=stages[0], status=Status.WON, closed_at=at(2024, 1, 10))

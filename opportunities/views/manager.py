@@ -47,6 +47,8 @@ IMPORT_TOKEN_MAX_AGE = 60 * 60
 IMPORT_SALT = "opportunities.import"
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
 PREVIEW_ROWS = 25
+# The monthly chart keeps a readable time axis even when the selection spans one month.
+MIN_MONTHS_SHOWN = 6
 
 # (sort key, header, right-aligned); the keys are ManagerOpportunityFilter's whitelist.
 TABLE_COLUMNS = [
@@ -109,7 +111,7 @@ def opportunity_list(request):
         "page": page,
         "summary": summary,
         "funnels": [funnel_chart(funnel) for funnel in stage_funnels(queryset)],
-        "months": month_chart(won_lost_by_month(queryset)),
+        "months": month_chart(won_lost_by_month(queryset, at_least=MIN_MONTHS_SHOWN)),
         "headers": _sort_headers(filterset.sort_value),
         "sort": filterset.sort_value,
         "selected_statuses": filterset.statuses,
