@@ -36,6 +36,13 @@ def setup(transactional_db):
 def test_quick_add_open_edit_note_task_and_lose_it(page, live_server, setup):
     pipeline, stages, user, reason = setup
     stage = stages[1]
+    csp_violations = []
+    page.on(
+        "console",
+        lambda message: (
+            "Content Security Policy" in message.text and csp_violations.append(message.text)
+        ),
+    )
     sign_in(page.context, live_server, user)
     page.goto(f"{live_server.url}/pipelines/{pipeline.pk}/board/")
     total = page.locator(f"#column-head-{stage.pk} .total")
@@ -103,6 +110,7 @@ def test_quick_add_open_edit_note_task_and_lose_it(page, live_server, setup):
     assert (created.status, created.lost_reason) == (Status.LOST, reason)
     # The board (showing Open) dropped the lost card and its value.
     expect(total).to_have_text("$1,000")
+    assert csp_violations == []
 
 
 def test_record_page_keeps_bad_input_with_the_message(page, live_server, setup):
