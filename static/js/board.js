@@ -81,6 +81,20 @@
     scope.querySelectorAll("ol.cards").forEach(initSortable);
   }
 
+  // SortableJS animates the cards around a drop with inline transforms and leaves
+  // style="" behind on them. When a swap brings in an element with the same id (a 409
+  // redraws whole columns), htmx copies the old element's attributes onto the new one
+  // while it settles, and the strict CSP blocks the copied style. Drop them first.
+  function clearInlineStyles() {
+    const el = board();
+    if (!el) return;
+    el.querySelectorAll("[style]").forEach((node) => {
+      if (node.hasAttribute("style")) node.removeAttribute("style");
+    });
+  }
+  document.addEventListener("htmx:beforeSwap", clearInlineStyles);
+  document.addEventListener("htmx:oobBeforeSwap", clearInlineStyles);
+
   document.addEventListener("DOMContentLoaded", () => initAll(document));
   document.addEventListener("htmx:load", (event) => initAll(event.detail.elt));
 
