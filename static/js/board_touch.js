@@ -1,6 +1,6 @@
-// Narrow screens show one column at a time (CSS scroll-snap). The stage switcher above
-// the board jumps to a column and shows which one is in view. Without JavaScript its
-// links still work as plain #column-N anchors.
+// Touch and narrow screens. Phones show one column at a time (CSS scroll-snap): the
+// stage switcher above the board jumps to a column and shows which one is in view
+// (without JavaScript its links are plain #column-N anchors). Touch drags auto-scroll.
 (function () {
   "use strict";
 
@@ -47,6 +47,53 @@
     const first = column.querySelector(".card");
     if (first) first.focus({ preventScroll: true });
   });
+
+  // ----- Auto-scroll while a card is dragged by touch --------------------------------
+  // SortableJS scrolls near the edges only for mouse drags in Chromium (it listens for
+  // native dragover, which a touch drag never fires). While a touch drag is under way,
+  // a finger near the board's side edges scrolls the board; near a column's top or
+  // bottom edge, that column.
+  const EDGE = 48; // px from an edge where scrolling starts
+  const SPEED = 14; // px per frame at the very edge
+  let finger = null;
+  let frame = null;
+
+  function speed(distance) {
+    return distance < EDGE ? Math.ceil(SPEED * (1 - distance / EDGE)) : 0;
+  }
+
+  function step() {
+    frame = null;
+    const board = document.getElementById("board");
+    if (!finger || !board || !document.body.classList.contains("is-dragging")) return;
+    const box = board.getBoundingClientRect();
+    const dx = speed(box.right - finger.x) - speed(finger.x - box.left);
+    if (dx) board.scrollLeft += dx;
+    const under = document.elementFromPoint(finger.x, finger.y);
+    const list = under && under.closest("ol.cards");
+    let dy = 0;
+    if (list) {
+      const rect = list.getBoundingClientRect();
+      dy = speed(rect.bottom - finger.y) - speed(finger.y - rect.top);
+      if (dy) list.scrollTop += dy;
+    }
+    if (dx || dy) frame = requestAnimationFrame(step);
+  }
+
+  document.addEventListener(
+    "touchmove",
+    (event) => {
+      if (!document.body.classList.contains("is-dragging") || !event.touches.length) return;
+      finger = { x: event.touches[0].clientX, y: event.touches[0].clientY };
+      if (!frame) frame = requestAnimationFrame(step);
+    },
+    { passive: true }
+  );
+  const lift = () => {
+    finger = null;
+  };
+  document.addEventListener("touchend", lift);
+  document.addEventListener("touchcancel", lift);
 
   document.addEventListener("DOMContentLoaded", watchColumns);
   document.addEventListener("htmx:load", (event) => {

@@ -249,6 +249,7 @@ def touch_drag(page, source, target):
         touch("touchMove", x + (tx - x) * step / 10, y + (ty - y) * step / 10)
         page.wait_for_timeout(20)
     touch("touchMove", tx, ty - 1)
+    page.wait_for_timeout(150)  # SortableJS re-checks the spot under a finger every 50 ms
     touch("touchEnd", tx, ty)
 
 
@@ -272,6 +273,46 @@ def test_a_touch_drag_moves_a_card(phone, live_server, board):
         touch_drag(phone, card(phone, cards["Bravo"]), card(phone, cards["Alpha"]))
     assert response.value.ok
     assert ordered_names(stages[0]) == ["Bravo", "Alpha"]
+
+
+def test_a_touch_drag_to_the_screen_edge_scrolls_on_to_the_next_column(phone, live_server, board):
+    pipeline, stages, cards, manager = board
+    open_board(phone, live_server, pipeline, manager)
+    cdp = phone.context.new_cdp_session(phone)
+    box = card(phone, cards["Alpha"]).bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    edge = phone.viewport_size["width"] - 20
+
+    def touch(kind, px=0, py=0):
+        points = [] if kind == "touchEnd" else [{"x": px, "y": py, "id": 1}]
+        cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": points})
+
+    def scrolled():
+        return phone.evaluate("document.getElementById('board').scrollLeft")
+
+    touch("touchStart", x, y)
+    phone.wait_for_timeout(350)  # long press
+    for step in range(1, 6):
+        touch("touchMove", x + (edge - x) * step / 5, y)
+    for wiggle in range(100):  # hold the finger at the edge until the board has scrolled
+        if scrolled() >= 200:
+            break
+        touch("touchMove", edge - wiggle % 2, y)
+        phone.wait_for_timeout(30)
+    assert scrolled() >= 200
+    with phone.expect_response(lambda r: "/move/" in r.url) as response:
+        touch("touchMove", 250, y)
+        touch("touchMove", 251, y + 1)
+        phone.wait_for_timeout(150)  # SortableJS re-checks the spot under a finger every 50 ms
+        touch("touchEnd")
+    assert response.value.ok
+    assert Opportunity.objects.get(pk=cards["Alpha"].pk).stage == stages[1]
+
+
+def test_a_phone_page_is_no_wider_than_the_screen(phone, live_server, board):
+    pipeline, *_, manager = board
+    open_board(phone, live_server, pipeline, manager)
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 390
 
 
 def test_stage_switcher_brings_a_column_into_view_on_a_phone(phone, live_server, board):
