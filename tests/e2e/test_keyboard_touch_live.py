@@ -1,5 +1,7 @@
 """The board without a mouse: keyboard moves, touch drags, and live updates between reps."""
 
+import re
+
 import pytest
 from django.conf import settings
 from django.test import Client
@@ -86,6 +88,13 @@ def test_keyboard_only_move_across_two_columns_is_saved(page, live_server, board
     # Focus stays on the moved card (the server swapped in a fresh element).
     expect(card(page, cards["Alpha"])).to_be_focused()
     assert card(page, cards["Alpha"]).get_attribute("data-version") == "2"
+    # The columns' names for screen readers follow the new counts.
+    expect(page.locator(f"#cards-{stages[2].pk}")).to_have_accessible_name(
+        re.compile(rf"^{stages[2].name}, 4 opportunities, ")
+    )
+    expect(page.locator(f"#cards-{stages[0].pk}")).to_have_accessible_name(
+        re.compile(rf"^{stages[0].name}, 1 opportunity, ")
+    )
 
 
 def test_keyboard_move_within_a_column_is_saved(page, live_server, board):
@@ -155,6 +164,22 @@ def test_columns_are_lists_named_with_count_and_total(page, live_server, board):
     ).to_be_visible()
     expect(page.get_by_role("list", name=f"{stages[1].name}, 1 opportunity,")).to_be_visible()
     expect(page.get_by_role("listitem", name="Charlie,")).to_be_visible()
+
+
+def test_a_move_from_the_card_menu_is_announced_by_the_toast_live_region(page, live_server, board):
+    pipeline, stages, cards, manager = board
+    open_board(page, live_server, pipeline, manager)
+    bravo = card(page, cards["Bravo"])
+
+    bravo.get_by_label("Actions for Bravo").first.click()
+    bravo.get_by_label("Move to stage…").select_option(str(stages[3].pk))
+    with page.expect_response(lambda r: "/move/" in r.url):
+        bravo.get_by_role("button", name="Move", exact=True).click()
+
+    toasts = page.locator("#toasts")
+    expect(toasts).to_have_attribute("aria-live", "polite")
+    expect(toasts).to_contain_text(f"Moved “Bravo” to {stages[3].name}")
+    assert Opportunity.objects.get(pk=cards["Bravo"].pk).stage == stages[3]
 
 
 # ----- Live updates --------------------------------------------------------------------
