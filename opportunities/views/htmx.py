@@ -31,7 +31,8 @@ def with_toast(response: HttpResponse, message: str, level: str = "success") -> 
 
 def safe_next(request, fallback: str) -> str:
     target = request.POST.get("next") or request.GET.get("next") or ""
-    if target and url_has_allowed_host_and_scheme(
+    # Only paths: redirect() would read a bare word like "0" as a URL name (NoReverseMatch).
+    if target.startswith("/") and url_has_allowed_host_and_scheme(
         target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
     ):
         return target
