@@ -126,4 +126,12 @@ def test_export_header_is_sent_before_the_database_is_read(django_assert_num_que
     with django_assert_num_queries(0):
         assert next(lines).startswith("id,name,")
     with django_assert_num_queries(1):
-        assert len(list(lines)) == 5
+        assert "".join(lines).count("\n") == 5
+
+
+def test_export_sends_rows_in_pieces_not_line_by_line(monkeypatch):
+    monkeypatch.setattr("opportunities.exports.PIECE_SIZE", 500)
+    factories.OpportunityFactory.create_batch(20)
+    pieces = list(csv_lines(Opportunity.objects.all()))[1:]
+    assert 1 < len(pieces) < 20
+    assert sum(piece.count("\n") for piece in pieces) == 20

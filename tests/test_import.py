@@ -273,6 +273,7 @@ def test_unreadable_files_are_refused_as_a_whole(sales, importer, text, message)
         import_plan(text=text, user=importer)
 
 
+@pytest.mark.slow  # a few seconds: 10,000 rows through the whole import
 def test_ten_thousand_rows_import_in_one_quick_transaction(
     sales, importer, django_assert_max_num_queries
 ):
