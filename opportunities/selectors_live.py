@@ -1,33 +1,38 @@
 """Reads for the board's live updates."""
 
-from django.db.models import Count, Max, Sum
+from django.db.models import Count, Max, Min, Sum
 
-from pipelines.models import Pipeline
+from opportunities.models import Opportunity
+
+# How many of the pipeline's most recently changed cards the fingerprint looks at.
+RECENT = 100
 
 
-def board_fingerprint(pipeline_id: int) -> str | None:
-    """What changes whenever any card of the pipeline's board changes; None if no pipeline.
+def board_fingerprint(pipeline_id: int) -> str:
+    """A value that changes whenever a card of the pipeline's board changes.
 
-    One aggregate query, answered from the (pipeline, updated_at, version) index. Every
-    write service sets `updated_at` and bumps `version`: a new card or a delete changes
-    the count, any edit raises the version sum (even when a slower transaction commits an
-    older `updated_at` after a newer one). Computed over the whole pipeline rather than
-    what this user sees, so it needs no permission lookups; a change a rep cannot see
-    only costs them one refetch of an identical board.
+    One query over the RECENT most recently updated opportunities of the pipeline, read
+    backwards from the (pipeline, updated_at, version) index: its cost does not grow
+    with the pipeline's history. Every write service sets `updated_at` and bumps
+    `version`, so:
+    - a move, edit, status change or new card makes the newest `updated_at` newer;
+    - a transaction that commits after a newer one, with an older `updated_at`, still
+      raises the sum of versions of the recent cards;
+    - deleting a recent card changes which cards are recent. (Deleting an old card, which
+      only an admin can do, shows up with the next change or a reload.)
+    Computed over the whole pipeline, not over what this user may see, so it needs no
+    permission lookups; a change a rep cannot see only costs them one identical refetch.
     """
-    row = (
-        Pipeline.objects.filter(pk=pipeline_id)
-        .order_by()
-        .annotate(
-            cards=Count("opportunities"),
-            latest=Max("opportunities__updated_at"),
-            versions=Sum("opportunities__version"),
-        )
-        .values_list("cards", "latest", "versions")
-        .first()
+    recent = (
+        Opportunity.objects.filter(pipeline_id=pipeline_id)
+        .order_by("-updated_at")
+        .values("updated_at", "version")[:RECENT]
     )
-    if row is None:
-        return None
-    cards, latest, versions = row
-    stamp = latest.timestamp() if latest else 0
-    return f"{cards}-{stamp:.6f}-{versions or 0}"
+    row = recent.aggregate(
+        cards=Count("*"),
+        newest=Max("updated_at"),
+        oldest=Min("updated_at"),
+        versions=Sum("version"),
+    )
+    stamps = [row[key].timestamp() if row[key] else 0 for key in ("newest", "oldest")]
+    return "{cards}-{:.6f}-{:.6f}-{versions}".format(*stamps, **row)
