@@ -3,12 +3,13 @@
 import re
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from opportunities.models import Status
+from opportunities.models import Opportunity, Status
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -156,3 +157,46 @@ def test_nav_links_to_the_list(client):
     client.force_login(factories.manager())
     html = client.get(LIST_URL).content.decode()
     assert '<a href="/opportunities/" aria-current="page">Opportunities</a>' in html
+
+
+def test_list_response_varies_on_htmx_headers(client):
+    client.force_login(factories.manager())
+    vary = client.get(LIST_URL)["Vary"]
+    assert "HX-Request" in vary and "HX-Target" in vary
+
+
+def test_quick_views_show_their_counts(client):
+    _, stages = factories.pipeline_with_stages()
+    factories.OpportunityFactory.create_batch(2, stage=stages[0], status=Status.ABANDONED)
+    client.force_login(factories.manager())
+    html = client.get(LIST_URL).content.decode()
+    assert re.search(r'quick-view-abandoned".*?<span class="quick-count">2</span>', html, re.S)
+
+
+def test_import_upload_of_a_non_text_file_is_refused_with_the_reason(client):
+    client.force_login(factories.manager())
+    upload = SimpleUploadedFile("photo.csv", bytes([0x81, 0x8D, 0x8F, 0x90, 0x9D]) * 20)
+    response = client.post("/opportunities/import/", {"step": "preview", "file": upload})
+    assert response.status_code == 400
+    assert "The file is not text" in response.content.decode()
+
+
+def test_import_confirm_after_the_data_changed_shows_the_preview_again(client):
+    _, stages = factories.pipeline_with_stages(("Lead", "Won over"))
+    client.force_login(factories.manager())
+    upload = SimpleUploadedFile("deals.csv", b"name,stage\nA,Won over\n", "text/csv")
+    form = client.post("/opportunities/import/", {"step": "preview", "file": upload}).context[
+        "confirm"
+    ]
+    stages[1].delete()
+    response = client.post(
+        "/opportunities/import/",
+        {
+            "step": "confirm",
+            "token": form["token"].value(),
+            "fingerprint": form["fingerprint"].value(),
+        },
+    )
+    assert response.status_code == 200
+    assert "The data changed since the preview" in response.content.decode()
+    assert not Opportunity.objects.exists()

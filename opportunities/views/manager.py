@@ -9,6 +9,7 @@ from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.vary import vary_on_headers
 
 from opportunities.charts import funnel_chart, month_chart
 from opportunities.exports import export_filename, export_response
@@ -99,6 +100,7 @@ def _sort_headers(current: str) -> list[dict]:
 
 
 @require_GET
+@vary_on_headers("HX-Request", "HX-Target")
 def opportunity_list(request):
     """The page, or for htmx the results (filter change) or the whole panel (links)."""
     filterset = _filtered(request)
