@@ -26,7 +26,15 @@ from django.db.models import (
 from django.db.models.functions import Coalesce, TruncMonth
 from django.utils import timezone
 
-from opportunities.models import CLOSED_STATUSES, Opportunity, OpportunityHistory, Status
+from opportunities.filters import active_users
+from opportunities.models import (
+    CLOSED_STATUSES,
+    LostReason,
+    Opportunity,
+    OpportunityHistory,
+    Status,
+)
+from opportunities.selectors import source_choices
 from pipelines.models import Pipeline, Stage
 
 ZERO = Decimal("0.00")
@@ -269,3 +277,18 @@ def quick_view_counts(visible: QuerySet[Opportunity], conditions: dict[str, Q]) 
     return visible.order_by().aggregate(
         **{key: Count("id", filter=condition) for key, condition in conditions.items()}
     )
+
+
+def filter_options() -> dict:
+    """The choices the filter form offers: pipelines, their stages, owners, sources, reasons."""
+    return {
+        "pipelines": list(Pipeline.objects.order_by("position", "id")),
+        "stages": list(
+            Stage.objects.select_related("pipeline").order_by(
+                "pipeline__position", "pipeline_id", "position", "id"
+            )
+        ),
+        "owners": list(active_users()),
+        "sources": source_choices(),
+        "lost_reasons": list(LostReason.objects.order_by("position", "name")),
+    }

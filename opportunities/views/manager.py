@@ -13,22 +13,22 @@ from django.views.decorators.vary import vary_on_headers
 
 from opportunities.charts import funnel_chart, month_chart
 from opportunities.exports import export_filename, export_response
-from opportunities.filters import active_users
 from opportunities.filters_manager import (
     SORT_FIELDS,
     ManagerOpportunityFilter,
     QuickView,
     quick_view_conditions,
 )
-from opportunities.models import LostReason, Status
+from opportunities.models import Status
 from opportunities.reports import (
+    filter_options,
     list_rows,
     opportunity_summary,
     quick_view_counts,
     stage_funnels,
     won_lost_by_month,
 )
-from opportunities.selectors import opportunities_visible_to, source_choices
+from opportunities.selectors import opportunities_visible_to
 from opportunities.services.imports import (
     ImportChanged,
     ImportFileError,
@@ -36,7 +36,6 @@ from opportunities.services.imports import (
     import_apply,
     import_plan,
 )
-from pipelines.models import Pipeline, Stage
 
 LIST = "opportunities/list.html"
 IMPORT = "opportunities/import.html"
@@ -136,15 +135,7 @@ def opportunity_list(request):
                 strict=True,
             )
         ],
-        "pipelines": list(Pipeline.objects.order_by("position", "id")),
-        "stages": list(
-            Stage.objects.select_related("pipeline").order_by(
-                "pipeline__position", "pipeline_id", "position", "id"
-            )
-        ),
-        "owners": list(active_users()),
-        "sources": source_choices(),
-        "lost_reasons": list(LostReason.objects.order_by("position", "name")),
+        **filter_options(),
         "advanced_open": any(request.GET.get(name) for name in ADVANCED_PARAMS),
     }
     return render(request, LIST + "#manager" if target == "manager" else LIST, context)
