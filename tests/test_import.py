@@ -224,6 +224,14 @@ def test_the_same_opportunity_twice_is_refused_on_the_second_line(sales, importe
     ]
 
 
+def test_a_refused_duplicate_row_leaves_the_first_rows_changes_alone(sales, importer):
+    opportunity = factories.OpportunityFactory(stage=sales[1][0], name="Original", value=1)
+    text = csv_text("id,name,value", f"{opportunity.pk},First,10", f"{opportunity.pk},Second,20")
+    import_apply(text=text, user=importer)
+    opportunity.refresh_from_db()
+    assert (opportunity.name, opportunity.value) == ("First", Decimal("10.00"))
+
+
 def test_stage_must_belong_to_the_rows_pipeline(sales, importer):
     factories.pipeline_with_stages(("Intro", "Signed"), name="Partners")
     plan = import_plan(text=csv_text("name,pipeline,stage", "X,Partners,Proposal"), user=importer)

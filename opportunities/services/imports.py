@@ -12,6 +12,7 @@ open pipeline, its first stage, value 0, status Open; a lost reason alone means 
 In updates an empty cell keeps the current value.
 """
 
+import copy
 import csv
 import io
 from collections import defaultdict
@@ -368,7 +369,9 @@ def _plan_row(line: int, cells: dict[str, str], lookups: _Lookups, user, now) ->
             # Otherwise the importer could not see what they just created.
             opportunity.assigned_to = user
     else:
-        opportunity = existing
+        # A copy: a row refused halfway, or a later row naming the same opportunity, must
+        # not leave its changes on the object another row will save.
+        opportunity = copy.copy(existing)
         old_stage_id, old_status = existing.stage_id, existing.status
         before = _comparable(existing)
         # From the lookups, so showing the row in the preview runs no query.
