@@ -37,7 +37,7 @@ def with_card_fields(queryset: QuerySet[Opportunity]) -> QuerySet[Opportunity]:
         .order_by("due_on")
         .values("due_on")[:1]
     )
-    return queryset.select_related("contact", "assigned_to", "lost_reason").annotate(
+    return queryset.select_related("stage", "contact", "assigned_to", "lost_reason").annotate(
         next_task_due=Subquery(next_task_due)
     )
 

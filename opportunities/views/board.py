@@ -1,5 +1,7 @@
 """The kanban board: the page, its fragments, and the move / status endpoints."""
 
+from decimal import Decimal
+
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
 from django.core.exceptions import ValidationError
@@ -52,14 +54,28 @@ def _filtered(request, pipeline: Pipeline) -> OpportunityFilter:
 
 def _board_context(request, pipeline: Pipeline, filterset: OpportunityFilter, stages) -> dict:
     query = filterset.data.urlencode()
+    board_url = reverse("opportunities:board", args=[pipeline.pk])
     return {
         "pipeline": pipeline,
         "stages": stages,
         "filter": filterset,
         "filter_query": query,
         "filters_vals": json_attr({"filters": query}),
+        # Where the no-JavaScript forms of a card return to, also when the card was
+        # rendered by an htmx answer (whose own URL is an endpoint, not the board).
+        "board_next": f"{board_url}?{query}" if query else board_url,
         "can_change": request.user.has_perm(CHANGE_PERMISSION),
         "statuses": Status,
+    }
+
+
+def _summary(columns: list[Column]) -> dict:
+    """The whole board's count and value, for the toolbar (no extra query)."""
+    weighted = [column.weighted_total for column in columns if column.weighted_total is not None]
+    return {
+        "count": sum(column.count for column in columns),
+        "total": sum((column.total for column in columns), Decimal(0)),
+        "weighted": sum(weighted, Decimal(0)) if weighted else None,
     }
 
 
@@ -70,10 +86,12 @@ def board(request, pipeline_id: int):
     filterset = _filtered(request, pipeline)
     context = _board_context(request, pipeline, filterset, stages)
     context["columns"] = board_columns(filterset.qs, stages)
+    context["summary"] = _summary(context["columns"])
     template = BOARD
     if request.htmx and request.htmx.target == "board":
         # Filter changes swap only the columns; the toolbar keeps focus and typed text.
         template += "#board"
+        context["summary_oob"] = True
     else:
         context["pipelines"] = pipelines_for_board()
         context["sources"] = source_choices()
@@ -96,25 +114,38 @@ def column_more(request, pipeline_id: int, stage_id: int):
     return render(request, BOARD + "#cards_page", context)
 
 
-def _columns_html(request, pipeline, filterset, stage_ids, *, whole: bool) -> str:
-    """Out-of-band fragments for the given columns: whole columns, or just their headers."""
-    stages = [stage for stage in stages_of(pipeline) if stage.pk in stage_ids]
-    context = _board_context(request, pipeline, filterset, stages_of(pipeline))
+def _columns_html(
+    request, pipeline, filterset, stage_ids, *, whole: bool, with_summary: bool = False
+) -> str:
+    """Out-of-band fragments for the given columns: whole columns, or just their headers.
+
+    `with_summary` also refreshes the toolbar's board totals (a status change moves them;
+    a move never does), from the same one aggregate query over all stages.
+    """
+    all_stages = stages_of(pipeline)
+    stages = [stage for stage in all_stages if stage.pk in stage_ids]
+    context = _board_context(request, pipeline, filterset, all_stages)
     context["oob"] = True
+    html = []
     if whole:
         columns = board_columns(filterset.qs, stages)
         partial = "#column"
     else:
-        totals = stage_totals(filterset.qs, stages)
-        columns = []
-        for stage in stages:
-            count, total = totals.get(stage.pk, (0, 0))
-            columns.append(Column(stage=stage, count=count, total=total))
+        totals = stage_totals(filterset.qs, all_stages if with_summary else stages)
+        every = []
+        for stage in all_stages:
+            count, total = totals.get(stage.pk, (0, Decimal(0)))
+            every.append(Column(stage=stage, count=count, total=total))
+        columns = [column for column in every if column.stage.pk in stage_ids]
         partial = "#column_head"
-    return "".join(
+        if with_summary:
+            summary_context = {**context, "summary": _summary(every)}
+            html.append(render_to_string(BOARD + "#board_summary", summary_context, request))
+    html += [
         render_to_string(BOARD + partial, {**context, "column": column}, request)
         for column in columns
-    )
+    ]
+    return "".join(html)
 
 
 def _card_html(request, pipeline, filterset, opportunity_id) -> str:
@@ -237,7 +268,9 @@ def set_status(request, pk: int):
     filterset = _filtered(request, pipeline)
     response = HttpResponse(
         _card_html(request, pipeline, filterset, opportunity.pk)
-        + _columns_html(request, pipeline, filterset, {opportunity.stage_id}, whole=False)
+        + _columns_html(
+            request, pipeline, filterset, {opportunity.stage_id}, whole=False, with_summary=True
+        )
     )
     return with_toast(response, f"“{opportunity.name}” marked {opportunity.get_status_display()}.")
 
