@@ -218,3 +218,29 @@ def test_marking_lost_asks_for_the_reason_in_place_and_cancel_changes_nothing(
     assert (lost.status, lost.lost_reason) == (Status.LOST, reason)
     expect(acme).to_have_count(0)
     expect(page.locator(f"#column-head-{stages[0].pk} .count")).to_have_text("2")
+
+
+@pytest.mark.parametrize("failure", ["network", "server error"])
+def test_failed_move_shows_a_message_and_restores_the_board(
+    page, live_server, login_as, board, failure
+):
+    pipeline, stages, cards, rep = board
+    login_as(rep)
+    open_board(page, live_server, pipeline)
+
+    def fail(route):
+        if failure == "network":
+            route.abort()
+        else:
+            route.fulfill(status=500, body="<h1>Server Error</h1>", content_type="text/html")
+
+    page.route("**/move/", fail)
+    with page.expect_response(lambda r: "/board/" in r.url and r.request.method == "GET"):
+        sortable_drag(page, card(page, cards["Acme"]), card(page, cards["Delta"]))
+    expected = "Cannot reach the server" if failure == "network" else "went wrong"
+    expect(page.locator(".toast-error")).to_contain_text(expected)
+    # The board was fetched again: Acme is back where the database has it.
+    expect(page.locator(f"#cards-{stages[0].pk} #opportunity-{cards['Acme'].pk}")).to_be_visible()
+    expect(page.locator(f"#cards-{stages[1].pk} > .card")).to_have_count(1)
+    acme = Opportunity.objects.get(pk=cards["Acme"].pk)
+    assert (acme.stage, acme.version) == (stages[0], 1)
