@@ -196,3 +196,9 @@ def test_quick_view_counts_come_from_one_query(closed_deals, django_assert_num_q
             {"won": Q(status=Status.WON), "lost": Q(status=Status.LOST)},
         )
     assert counts == {"won": 2, "lost": 3}
+
+
+def test_monthly_totals_take_two_queries(closed_deals, django_assert_num_queries):
+    with django_assert_num_queries(2):
+        months = won_lost_by_month(Opportunity.objects.all(), at_least=6)
+    assert len(months) == 6

@@ -26,6 +26,7 @@ from opportunities.reports import (
     opportunity_summary,
     quick_view_counts,
     stage_funnels,
+    with_days_open_count,
     won_lost_by_month,
 )
 from opportunities.selectors import opportunities_visible_to
@@ -105,6 +106,7 @@ def opportunity_list(request):
     filterset = _filtered(request)
     queryset = filterset.qs
     page = Paginator(list_rows(queryset), PAGE_SIZE).get_page(request.GET.get("page"))
+    page.object_list = with_days_open_count(list(page.object_list))
     summary = opportunity_summary(queryset)
     context = {
         "nav": "list",
