@@ -44,6 +44,8 @@ SORT_FIELDS = {
     "closed": ("closed_at",),
     "days_open": ("days_open",),
 }
+# Columns that can be empty; only these need an explicit NULLS LAST.
+NULLABLE_SORTS = {"contact", "owner", "closed"}
 DEFAULT_SORT = "-created"
 SORT_CHOICES = [(key, key) for key in SORT_FIELDS] + [(f"-{key}", f"-{key}") for key in SORT_FIELDS]
 
@@ -145,15 +147,19 @@ class ManagerOpportunityFilter(OpportunityFilter):
         return queryset.filter(quick_view_conditions()[value])
 
     def filter_sort(self, queryset, name, value):
-        descending = value.startswith("-")
-        fields = SORT_FIELDS[value.lstrip("-")]
-        if "days_open" in fields:
+        descending, key = value.startswith("-"), value.lstrip("-")
+        fields = SORT_FIELDS[key]
+        if key == "days_open":
             queryset = with_days_open(queryset)
-        # Empty cells (no close date, no owner) sort last both ways, on every backend.
-        order = [
-            F(field).desc(nulls_last=True) if descending else F(field).asc(nulls_last=True)
-            for field in fields
-        ]
+        if key in NULLABLE_SORTS:
+            # Empty cells (no close date, no owner) sort last both ways, on every backend.
+            order = [
+                F(field).desc(nulls_last=True) if descending else F(field).asc(nulls_last=True)
+                for field in fields
+            ]
+        else:
+            # Plain ASC/DESC, so an index on the column (created_at) can serve the order.
+            order = [f"-{field}" if descending else field for field in fields]
         # The id breaks ties, so pages never repeat or skip a row.
         return queryset.order_by(*order, "-id" if descending else "id")
 
