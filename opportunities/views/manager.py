@@ -243,6 +243,10 @@ def import_csv(request):
             result = import_apply(
                 text=text, user=request.user, expected=confirm.cleaned_data["fingerprint"]
             )
+        except ImportFileError as exc:
+            # Only a preview that parsed gets a token, but the rules may change in between.
+            messages.error(request, str(exc))
+            return redirect("opportunities:import")
         except ImportChanged:
             return _preview(
                 request,
