@@ -40,11 +40,23 @@ BOARD = "opportunities/board.html"
 CHANGE_PERMISSION = "opportunities.change_opportunity"
 
 
+PAGING_KEYS = ("after_rank", "after_id")
+
+
 def _filter_data(request) -> QueryDict:
-    """Board filters: from the query string on GET, from the `filters` field on POST."""
+    """Board filters: from the query string on GET, from the `filters` field on POST.
+
+    A "Load more" URL also carries where the column ended; that is not a filter, and
+    keeping it would make every further page's URL longer.
+    """
     if request.method == "POST":
         return QueryDict(request.POST.get("filters", ""))
-    return request.GET
+    if not any(key in request.GET for key in PAGING_KEYS):
+        return request.GET
+    data = request.GET.copy()
+    for key in PAGING_KEYS:
+        data.pop(key, None)
+    return data
 
 
 def _filtered(request, pipeline: Pipeline) -> OpportunityFilter:
