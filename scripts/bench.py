@@ -1,0 +1,613 @@
+"""`make bench`: how fast the board, the list, the export and the move are, in one run.
+
+    .venv/bin/python scripts/bench.py            # everything (first run seeds, ~5 min)
+    .venv/bin/python scripts/bench.py --quick    # N = 100 and 10,000 only, shorter wrk
+
+1. Seeds `manage.py seed_demo --opportunities N` into one SQLite file per N (100, 10,000,
+   100,000), kept in bench/ (keyed by the migrations and the seeding code) and copied
+   for every run, so measurements never see each other's writes.
+2. In-process, with Django's test client, per N (each N in its own process, since the
+   settings read SQLITE_PATH once): the board of the Sales pipeline and the manager list
+   (SQL queries of one request, median time of repeated ones), a move between two cards
+   (queries, median), the CSV export of every row (time, peak Python memory via
+   tracemalloc) at the largest N, and 10,000 moves into the same gap (rows written per
+   move, longest key) on the smallest.
+3. gunicorn (2 workers x 4 threads) on 127.0.0.1 + wrk, in the same run: a hello-world
+   Django view through the same middleware (the ceiling), the board and the move
+   endpoint (a Lua script keeps each card's version from the answers; 409s are counted).
+
+Prints a table with the goals and the known figures of other CRMs, and writes the
+numbers, with the date, between the markers in docs/benchmarks.md.
+"""
+
+import hashlib
+import json
+import os
+import platform
+import re
+import secrets
+import shutil
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH_DIR = Path(os.environ.get("BENCH_DIR", ROOT / "bench"))
+DOC = ROOT / "docs" / "benchmarks.md"
+SIZES = (100, 10_000, 100_000)
+GAP_MOVES = 10_000
+PORT = int(os.environ.get("BENCH_PORT", "8105"))
+
+# Figures measured on this kind of machine with SQLite, quoted in issue 6.
+KNOWN = [
+    ("Admin-based Django CRM, deal list, 10,000 deals", "220", "377"),
+    ("DRF kanban API, 2,000 deals, 100 cards per column", "120", "30"),
+]
+
+
+# --------------------------------------------------------------------------------------------
+# In-process measurements (run as `bench.py measure N`, one process per database)
+# --------------------------------------------------------------------------------------------
+
+
+def _median_ms(function, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        function()
+        times.append((time.perf_counter() - started) * 1000)
+    return round(statistics.median(times), 2)
+
+
+def _queries(function) -> int:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as captured:
+        function()
+    return len(captured.captured_queries)
+
+
+def _get(client, url: str):
+    def run():
+        response = client.get(url)
+        assert response.status_code == 200, (url, response.status_code)
+        if response.streaming:
+            for _ in response.streaming_content:
+                pass
+        return response
+
+    return run
+
+
+def measure(n: int, *, export: bool, gap: bool, repeat: int) -> dict:
+    import django
+
+    django.setup()
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+    from django.urls import reverse
+
+    from opportunities.models import Opportunity, Status
+    from pipelines.models import Pipeline
+
+    client = Client()
+    client.force_login(get_user_model().objects.get(username="manager"))
+    sales = Pipeline.objects.get(name="Sales")
+    result = {"n": Opportunity.objects.filter(pipeline=sales).count()}
+
+    for key, url in (
+        ("board", reverse("opportunities:board", args=[sales.pk])),
+        ("list", reverse("opportunities:list")),
+    ):
+        request = _get(client, url)
+        request()  # warm caches (templates, permissions, SQLite pages)
+        result[f"{key}_queries"] = _queries(request)
+        result[f"{key}_ms"] = _median_ms(request, repeat)
+
+    # A move: the top card of the first column goes between the first two cards of the
+    # second column, and back, alternately; the version is read outside the timing.
+    stages = list(sales.stages.order_by("position", "id"))
+    first, second = stages[0], stages[1]
+    card = Opportunity.objects.filter(stage=first, status=Status.OPEN).order_by("rank", "id")[0]
+
+    def move_to(stage):
+        def run():
+            above, below = (
+                Opportunity.objects.filter(stage=stage, status=Status.OPEN)
+                .exclude(pk=card.pk)
+                .order_by("rank", "id")
+                .values_list("pk", flat=True)[:2]
+            )
+            version = Opportunity.objects.values_list("version", flat=True).get(pk=card.pk)
+            data = {"stage": stage.pk, "version": version, "before": above, "after": below}
+            url = reverse("opportunities:move", args=[card.pk])
+            started = time.perf_counter()
+            response = client.post(url, data, headers={"HX-Request": "true"})
+            elapsed = (time.perf_counter() - started) * 1000
+            assert response.status_code == 200, response.content[:300]
+            return elapsed
+
+        return run
+
+    move_to(second)()
+    result["move_queries"] = _queries(move_to(first))
+    times = [move_to(stage)() for _ in range(repeat) for stage in (second, first)]
+    result["move_ms"] = round(statistics.median(times), 2)
+
+    if export:
+        result |= measure_export(client)
+    if gap:
+        result |= measure_gap(sales)
+    return result
+
+
+def measure_export(client) -> dict:
+    import tracemalloc
+
+    from django.urls import reverse
+
+    url = reverse("opportunities:export")
+    rows = 0
+    started = time.perf_counter()
+    response = client.get(url)
+    for chunk in response.streaming_content:
+        rows += chunk.count(b"\n")
+    seconds = time.perf_counter() - started
+    # Again under tracemalloc (slower, so timed above without it): the peak of Python
+    # allocations while streaming every row.
+    tracemalloc.start()
+    for _ in client.get(url).streaming_content:
+        pass
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return {"export_rows": rows - 1, "export_s": round(seconds, 2), "export_peak_mb": peak / 2**20}
+
+
+def measure_gap(sales) -> dict:
+    """10,000 drops right below the same card: the worst case for key growth.
+
+    The card moved is always the column's last one, dropped between the column's first
+    card and the card now below it, so the gap split is always the same one. Counts the
+    rows each move writes (the card, plus any re-spacing of the column).
+    """
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+
+    from opportunities.models import Opportunity
+    from opportunities.services.moves import opportunity_move
+
+    user = get_user_model().objects.get(username="manager")
+    stage = sales.stages.order_by("position", "id").first()
+    column = Opportunity.objects.filter(stage=stage)
+    written = {"rows": 0, "statements": 0}
+
+    def count_writes(execute, sql, params, many, context):
+        result = execute(sql, params, many, context)
+        if sql.lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE")):
+            written["statements"] += 1
+            written["rows"] += max(context["cursor"].rowcount, 0)
+        return result
+
+    longest = 0
+    started = time.perf_counter()
+    with connection.execute_wrapper(count_writes):
+        for _ in range(GAP_MOVES):
+            top, below = column.order_by("rank", "id").values_list("pk", flat=True)[:2]
+            last = column.order_by("-rank", "-id").first()
+            opportunity_move(
+                opportunity=last, to_stage=stage, version=last.version, user=user,
+                before_id=top, after_id=below,
+            )  # fmt: skip
+            longest = max(longest, len(Opportunity.objects.get(pk=last.pk).rank))
+    seconds = time.perf_counter() - started
+    return {
+        "gap_moves": GAP_MOVES,
+        "gap_column": column.count(),
+        "gap_rows_per_move": round(written["rows"] / GAP_MOVES, 3),
+        "gap_statements_per_move": round(written["statements"] / GAP_MOVES, 3),
+        "gap_longest_key": longest,
+        "gap_ms_per_move": round(seconds * 1000 / GAP_MOVES, 2),
+    }
+
+
+def session(count: int) -> dict:
+    """A signed-in manager session, a CSRF secret, and cards for the wrk move script."""
+    import django
+
+    django.setup()
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    from opportunities.models import Opportunity, Status
+    from pipelines.models import Pipeline
+
+    browser = Client()
+    browser.force_login(get_user_model().objects.get(username="manager"))
+    sales = Pipeline.objects.get(name="Sales")
+    stages = list(sales.stages.order_by("position", "id").values_list("pk", flat=True))
+    cards = []
+    for stage in stages:  # the top cards: a move puts a card on top, so they stay visible
+        top = Opportunity.objects.filter(stage_id=stage, status=Status.OPEN).order_by("rank")
+        cards += list(top.values_list("pk", "version")[: count // len(stages)])
+    return {
+        "sessionid": browser.cookies["sessionid"].value,
+        "csrftoken": secrets.token_hex(16),  # 32 characters: Django's unmasked secret
+        "pipeline": sales.pk,
+        "stages": stages,
+        "cards": cards,
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Orchestration (the default command)
+# --------------------------------------------------------------------------------------------
+
+
+def _env(db: Path, **extra) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL",)}
+    env |= {
+        "SQLITE_PATH": str(db),
+        "DJANGO_SETTINGS_MODULE": "crm.settings",
+        "DJANGO_DEBUG": "0",
+        "DJANGO_SECRET_KEY": "bench-" + "x" * 50,
+        "DJANGO_SECURE_SSL_REDIRECT": "0",
+        "DJANGO_PLAIN_STATIC": "1",
+        "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost,testserver",
+        "AXES_ENABLED": "0",
+        "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "scripts")]),
+    }
+    return env | extra
+
+
+def _run(args: list[str], env: dict, *, quiet: bool = False) -> str:
+    result = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        sys.exit(f"{' '.join(args)} failed:\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}")
+    return result.stdout
+
+
+def _fingerprint() -> str:
+    """Seeded files are reused while the schema and the seeding code stay the same."""
+    digest = hashlib.sha256()
+    sources = [*sorted(ROOT.glob("*/migrations/0*.py")), ROOT / "opportunities" / "demo.py"]
+    for path in sources:
+        digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()[:10]
+
+
+def seeded(n: int) -> Path:
+    BENCH_DIR.mkdir(parents=True, exist_ok=True)
+    path = BENCH_DIR / f"seed-{n}-{_fingerprint()}.sqlite3"
+    if not path.exists():
+        print(f"  seeding {n:,} opportunities into {path.relative_to(ROOT)} …", flush=True)
+        partial = path.with_name(path.name.replace("seed-", "partial-"))
+        partial.unlink(missing_ok=True)
+        env = _env(partial)
+        _run([sys.executable, "manage.py", "migrate", "--no-input", "-v0"], env)
+        _run([sys.executable, "manage.py", "seed_demo", "--opportunities", str(n)], env)
+        with sqlite3.connect(partial) as conn:  # fold the WAL in, so one file is the database
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        partial.rename(path)
+        for leftover in BENCH_DIR.glob(partial.name + "-*"):
+            leftover.unlink()
+    return path
+
+
+def working_copy(n: int, folder: Path) -> Path:
+    copy = folder / f"run-{n}.sqlite3"
+    shutil.copyfile(seeded(n), copy)
+    return copy
+
+
+def in_process(n: int, folder: Path, *, export: bool, gap: bool, repeat: int) -> dict:
+    db = working_copy(n, folder)
+    args = [sys.executable, __file__, "measure", str(n), str(repeat)]
+    args += ["--export"] * export + ["--gap"] * gap
+    return json.loads(_run(args, _env(db)).strip().splitlines()[-1])
+
+
+MOVE_LUA = r"""
+-- Moves random cards to the top of a random stage; keeps each card's version from the
+-- answers (the moved card on 200, every re-rendered card on 409).
+local cards = CARDS
+local stages = STAGES
+local headers = HEADERS
+local threads = {}
+local counter = 0
+
+function setup(thread)
+  thread:set("tid", counter)
+  counter = counter + 1
+  table.insert(threads, thread)
+end
+
+function init(args)
+  math.randomseed(1000 + tid)
+  versions, ids = {}, {}
+  for index, card in ipairs(cards) do
+    versions[card[1]] = card[2]
+    if index % 2 == tid % 2 then table.insert(ids, card[1]) end
+  end
+  ok, conflict, other = 0, 0, 0
+end
+
+function request()
+  local id = ids[math.random(#ids)]
+  local body = "stage=" .. stages[math.random(#stages)] .. "&version=" .. versions[id]
+  return wrk.format("POST", "/opportunities/" .. id .. "/move/", headers, body)
+end
+
+function response(status, headers, body)
+  if status == 200 then ok = ok + 1 elseif status == 409 then conflict = conflict + 1
+  else other = other + 1 end
+  for id, version in body:gmatch('data%-id="(%d+)" data%-version="(%d+)"') do
+    id, version = tonumber(id), tonumber(version)
+    if versions[id] ~= nil and version > versions[id] then versions[id] = version end
+  end
+end
+
+function done(summary, latency, requests)
+  local totals = {0, 0, 0}
+  for _, thread in ipairs(threads) do
+    totals[1] = totals[1] + thread:get("ok")
+    totals[2] = totals[2] + thread:get("conflict")
+    totals[3] = totals[3] + thread:get("other")
+  end
+  io.write(string.format("MOVES ok=%d conflict=%d other=%d\n", totals[1], totals[2], totals[3]))
+end
+"""
+
+
+def _lua_table(value) -> str:
+    if isinstance(value, dict):
+        return "{" + ", ".join(f'["{k}"] = {_lua_table(v)}' for k, v in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return "{" + ", ".join(_lua_table(v) for v in value) + "}"
+    return json.dumps(value)
+
+
+def _wait_for(port: int, process: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            sys.exit("gunicorn exited early; see its output above")
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)  # polling a starting server
+    sys.exit("gunicorn did not start")
+
+
+def _wrk(url: str, seconds: int, *extra: str) -> dict:
+    command = ["wrk", "-t2", "-c8", f"-d{seconds}s", "--timeout", "10s", "--latency", *extra, url]
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1])
+    p50 = re.search(r"50%\s+([\d.]+)(\w+)", out)
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    moves = re.search(r"MOVES ok=(\d+) conflict=(\d+) other=(\d+)", out)
+    result = {"rps": round(rps, 1), "p50": f"{p50[1]}{p50[2]}" if p50 else "?"}
+    result["non_2xx"] = int(non2xx[1]) if non2xx else 0
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    result["socket_errors"] = sum(map(int, errors.groups())) if errors else 0
+    if moves:
+        result |= dict(zip(("ok", "conflict", "other"), map(int, moves.groups()), strict=True))
+    return result
+
+
+def ensure_wrk() -> bool:
+    if shutil.which("wrk"):
+        return True
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        print("  installing wrk (apt-get install -y wrk) …", flush=True)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], capture_output=True)
+    return shutil.which("wrk") is not None
+
+
+def under_load(n: int, folder: Path, seconds: int) -> dict | None:
+    if not ensure_wrk():
+        print("  wrk is not available: skipping the gunicorn part")
+        return None
+    db = working_copy(n, folder)
+    # 409s are expected under load; their log lines would only bury the table.
+    env = _env(db, DJANGO_SETTINGS_MODULE="bench_settings", DJANGO_LOG_LEVEL="ERROR")
+    info = json.loads(_run([sys.executable, __file__, "session", "200"], env).splitlines()[-1])
+    cookie = f"sessionid={info['sessionid']}; csrftoken={info['csrftoken']}"
+    headers = {
+        "Cookie": cookie,
+        "X-CSRFToken": info["csrftoken"],
+        "HX-Request": "true",
+        "Content-Type": "application/x-www-form-urlencoded",
+    }
+    script = folder / "move.lua"
+    script.write_text(
+        MOVE_LUA.replace("CARDS", _lua_table(info["cards"]))
+        .replace("STAGES", _lua_table(info["stages"]))
+        .replace("HEADERS", _lua_table(headers))
+    )
+    gunicorn = [sys.executable, "-m", "gunicorn", "crm.wsgi", "--bind", f"127.0.0.1:{PORT}"]
+    gunicorn += ["--workers", "2", "--threads", "4", "--log-level", "warning"]
+    server = subprocess.Popen(gunicorn, cwd=ROOT, env=env)
+    try:
+        _wait_for(PORT, server)
+        base = f"http://127.0.0.1:{PORT}"
+        board = f"{base}/pipelines/{info['pipeline']}/board/"
+        _wrk(f"{base}/bench/hello/", 2)  # warm both workers
+        _wrk(board, 2, "-H", f"Cookie: {cookie}")
+        return {
+            "hello": _wrk(f"{base}/bench/hello/", seconds),
+            "board": _wrk(board, seconds, "-H", f"Cookie: {cookie}"),
+            "move": _wrk(f"{base}/", seconds, "-s", str(script)),
+            "n": n,
+            "seconds": seconds,
+        }
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+# --------------------------------------------------------------------------------------------
+# Report
+# --------------------------------------------------------------------------------------------
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "MISSED"
+
+
+def report(results: dict[int, dict], load: dict | None) -> str:
+    sizes = sorted(results)
+    small, large = results[sizes[0]], results[sizes[-1]]
+    lines = []
+    add = lines.append
+    add("| measure | " + " | ".join(f"N = {n:,}" for n in sizes) + " |")
+    add("|---|" + "---|" * len(sizes))
+    for key, label in (
+        ("board", "board of Sales"),
+        ("list", "manager list"),
+        ("move", "move between two cards"),
+    ):
+        cells = [
+            f"{results[n][f'{key}_ms']:.1f} ms / {results[n][f'{key}_queries']} q" for n in sizes
+        ]
+        add(f"| {label} (median / SQL queries) | " + " | ".join(cells) + " |")
+    add("")
+    counts = {results[n]["board_queries"] for n in sizes}
+    ratio = large["board_ms"] / small["board_ms"]
+    add("Goals:")
+    add(
+        f"- board queries the same at every N and at most 10: {sorted(counts)} → "
+        f"{verdict(len(counts) == 1 and max(counts) <= 10)}"
+    )
+    add(
+        f"- board time at N = {sizes[-1]:,} ≤ 1.5 × at N = {sizes[0]:,}: "
+        f"{large['board_ms']:.1f} / {small['board_ms']:.1f} ms = {ratio:.2f}× → "
+        f"{verdict(ratio <= 1.5)}"
+    )
+    for n in sizes:
+        if "export_rows" in results[n]:
+            r = results[n]
+            add(
+                f"- CSV export of {r['export_rows']:,} rows: {r['export_s']:.2f} s, "
+                f"peak Python memory {r['export_peak_mb']:.1f} MB (tracemalloc)"
+            )
+        if "gap_moves" in results[n]:
+            r = results[n]
+            add(
+                f"- {r['gap_moves']:,} moves into the same gap "
+                f"(column of {r['gap_column']} cards): "
+                f"{r['gap_rows_per_move']} rows written per move "
+                f"({r['gap_statements_per_move']} write statements), longest key "
+                f"{r['gap_longest_key']} characters, {r['gap_ms_per_move']} ms per move (service)"
+            )
+    ten_k = results.get(10_000)
+    add("")
+    add("Beside the known figures (SQLite, this kind of machine):")
+    add("")
+    add("| what | median ms | SQL queries |")
+    add("|---|---|---|")
+    for label, ms, queries in KNOWN:
+        add(f"| {label} | ~{ms} | {queries} |")
+    if ten_k:
+        add(
+            f"| ours: manager list, 10,000 deals | {ten_k['list_ms']:.1f} | "
+            f"{ten_k['list_queries']} |"
+        )
+        add(f"| ours: board, 10,000 deals | {ten_k['board_ms']:.1f} | {ten_k['board_queries']} |")
+    if load:
+        hello = load["hello"]["rps"]
+        add("")
+        add(
+            f"gunicorn (2 workers × 4 threads) + wrk (2 threads, 8 connections, "
+            f"{load['seconds']} s each) on 127.0.0.1, N = {load['n']:,}, same run:"
+        )
+        add("")
+        add("| endpoint | requests/s | median latency | ratio to hello | goal |")
+        add("|---|---|---|---|---|")
+        add(f"| hello-world view (ceiling) | {hello:.0f} | {load['hello']['p50']} | 100% | |")
+        for key, label, goal in (("board", "board page", 0.25), ("move", "move endpoint", 0.5)):
+            r = load[key]
+            share = r["rps"] / hello
+            add(
+                f"| {label} | {r['rps']:.0f} | {r['p50']} | {share:.1%} | "
+                f"≥ {goal:.0%}: {verdict(share >= goal)} |"
+            )
+        m = load["move"]
+        add("")
+        add(
+            f"Moves under load: {m.get('ok', 0):,} applied, {m.get('conflict', 0):,} answered 409 "
+            f"(another connection moved the card first), {m.get('other', 0):,} other answers."
+        )
+        errors = {key: load[key]["socket_errors"] for key in ("hello", "board", "move")}
+        if any(errors.values()):
+            add(f"wrk socket errors (timeouts etc.): {errors}")
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    import django
+
+    cpus = os.cpu_count()
+    return (
+        f"{platform.system()} {platform.machine()}, {cpus} CPUs, Python "
+        f"{platform.python_version()}, Django {django.get_version()}, SQLite "
+        f"{sqlite3.sqlite_version}; load average at start {os.getloadavg()[0]:.1f}"
+    )
+
+
+def write_doc(text: str) -> None:
+    start, end = "<!-- bench:start -->", "<!-- bench:end -->"
+    block = f"{start}\n{text}\n{end}"
+    if DOC.exists() and start in DOC.read_text():
+        old = DOC.read_text()
+        DOC.write_text(old[: old.index(start)] + block + old[old.index(end) + len(end) :])
+    else:
+        DOC.parent.mkdir(exist_ok=True)
+        DOC.write_text(f"# Benchmarks\n\n{block}\n")
+
+
+def main(argv: list[str]) -> None:
+    if argv and argv[0] == "measure":
+        n, repeat = int(argv[1]), int(argv[2])
+        result = measure(n, export="--export" in argv, gap="--gap" in argv, repeat=repeat)
+        print(json.dumps(result))
+        return
+    if argv and argv[0] == "session":
+        print(json.dumps(session(int(argv[1]))))
+        return
+
+    quick = "--quick" in argv
+    sizes = SIZES[:2] if quick else SIZES
+    started = time.perf_counter()
+    header = f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {machine()}."
+    print(header, flush=True)
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="crm-bench-") as folder:
+        for n in sizes:
+            print(f"- N = {n:,}: in-process measurements …", flush=True)
+            results[n] = in_process(
+                n,
+                Path(folder),
+                export=n == sizes[-1],
+                gap=n == sizes[0],
+                repeat=10 if quick else 25,
+            )
+        print("- gunicorn + wrk …", flush=True)
+        load = under_load(10_000, Path(folder), 5 if quick else 10)
+    text = f"{header}\n\n{report(results, load)}"
+    print()
+    print(text)
+    write_doc(text)
+    print(f"\n(wrote {DOC.relative_to(ROOT)}; {time.perf_counter() - started:.0f} s)")
+
+
+if __name__ == "__main__":
+    sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "crm.settings")
+    main(sys.argv[1:])
