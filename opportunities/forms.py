@@ -25,7 +25,11 @@ class MoveForm(forms.Form):
 
 
 class StatusForm(forms.Form):
-    status = forms.ChoiceField(choices=Status.choices)
+    status = forms.ChoiceField(
+        choices=Status.choices,
+        # Django's default message repeats the submitted value, however long it is.
+        error_messages={"invalid_choice": "Choose Open, Won, Lost or Abandoned."},
+    )
     version = forms.IntegerField(min_value=1, max_value=2**31 - 1)
     lost_reason = forms.ModelChoiceField(
         queryset=LostReason.objects.filter(is_active=True),

@@ -420,7 +420,7 @@ def send(world: World, endpoint: Endpoint, example) -> None:
     client = world.clients[role]
     if dice == FORGED:  # one in twenty: a forged request without the CSRF token
         client = world.csrf_client
-    note = f"{role} POST {url} {data!r} htmx={htmx}"
+    note = f"{role} POST {url} {data!r:.500} htmx={htmx}"
     response = post_and_check(client, url, data, world.baseline, note, headers=headers)
     if dice == FORGED:
         assert response.status_code == 403
