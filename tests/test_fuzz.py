@@ -25,6 +25,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from hypothesis import HealthCheck, given, settings
+from hypothesis import example as hypothesis_example
 from hypothesis import strategies as st
 
 from opportunities.models import Status
@@ -426,6 +427,15 @@ def send(world: World, endpoint: Endpoint, example) -> None:
         assert response.status_code == 403
 
 
+# Inputs that once answered 500 (or an unreadable message): always tried first.
+REGRESSIONS = {
+    "opportunities:move": [
+        ({"pk": 1}, {"stage": "1", "version": "1", "next": "0"}, "rep", False, 1)
+    ],
+    "opportunities:status": [({"pk": 1}, {"status": "x" * 100_000}, "rep", True, 1)],
+}
+
+
 @pytest.mark.parametrize("endpoint", ENDPOINTS, ids=str)
 def test_bad_input_never_errors_and_refusals_change_nothing(world, endpoint):
     world.baseline = rh.database_snapshot()
@@ -435,6 +445,8 @@ def test_bad_input_never_errors_and_refusals_change_nothing(world, endpoint):
     def fuzz(example):
         send(world, endpoint, example)
 
+    for case in REGRESSIONS.get(endpoint.url_name, []):
+        fuzz = hypothesis_example(example=case)(fuzz)
     fuzz()
 
 
@@ -473,6 +485,9 @@ def test_import_rejects_bad_files_and_forged_confirms_without_writing(world):
         role=st.sampled_from(["manager", "manager", "admin", "rep", "anonymous"]),
         dice=st.integers(0, 19),
     )
+    @hypothesis_example(b'amount,id\r\n"1e309"', "upload", "signed", "right", "manager", 1)
+    @hypothesis_example(b'id\r\n"' + b"9" * 30 + b'"', "upload", "signed", "right", "manager", 1)
+    @hypothesis_example(b"amount", "confirm", "signed", "right", "manager", 1)
     def fuzz(content, step, token_kind, fingerprint_kind, role, dice):
         client = world.csrf_client if dice == FORGED else world.clients[role]
         if step != "confirm":

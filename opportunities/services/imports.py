@@ -252,7 +252,10 @@ def _parse_value(text: str) -> Decimal:
         raise ValueError(f"value “{text}” is not a number")
     if value < 0:
         raise ValueError("value cannot be negative")
-    return value.quantize(Decimal("0.01"))
+    try:
+        return value.quantize(Decimal("0.01"))
+    except InvalidOperation as exc:  # e.g. 1e309: more digits than a Decimal context holds
+        raise ValueError(f"value “{text}” is too large") from exc
 
 
 class _Lookups:
@@ -295,7 +298,9 @@ class _Lookups:
         visible = opportunities_visible_to(user).order_by("id")
         if lock:
             visible = visible.select_for_update(of=("self",))
-        ids = sorted({int(cells["id"]) for _, cells in rows if cells.get("id", "").isdigit()})
+        ids = {int(cells["id"]) for _, cells in rows if cells.get("id", "").isdigit()}
+        # Larger ids cannot exist, and SQLite refuses them as parameters (OverflowError).
+        ids = sorted(pk for pk in ids if pk < 2**63)
         self.by_id: dict[int, Opportunity] = {}
         for chunk in _chunks(ids):
             for opportunity in visible.filter(pk__in=chunk):
