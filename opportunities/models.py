@@ -97,7 +97,12 @@ class Opportunity(models.Model):
         ]
         indexes = [
             models.Index(fields=["stage", "status", "rank", "id"], name="opp_board_column"),
-            models.Index(fields=["pipeline", "status"], name="opp_pipeline_status"),
+            # Column totals (count and sum of value per stage) read only this index (id
+            # for PostgreSQL's index-only scan); it also serves every (pipeline, status)
+            # filter the old two-column index did.
+            models.Index(
+                fields=["pipeline", "status", "stage", "value", "id"], name="opp_pipeline_totals"
+            ),
             models.Index(fields=["assigned_to", "status"], name="opp_owner_status"),
             # Covers the board's live-update poll (count, max updated_at, sum of versions
             # per pipeline) so it reads only this index.
