@@ -244,3 +244,24 @@ def test_failed_move_shows_a_message_and_restores_the_board(
     expect(page.locator(f"#cards-{stages[1].pk} > .card")).to_have_count(1)
     acme = Opportunity.objects.get(pk=cards["Acme"].pk)
     assert (acme.stage, acme.version) == (stages[0], 1)
+
+
+def test_mark_won_from_the_menu_takes_the_card_off_the_open_board(
+    page, live_server, login_as, board
+):
+    pipeline, stages, cards, rep = board
+    login_as(rep)
+    open_board(page, live_server, pipeline)
+    expect(page.locator("#board-summary")).to_contain_text("4 open deals")
+    bolt = card(page, cards["Bolt"])
+    bolt.locator("summary").click()
+    with page.expect_response(lambda r: "/status/" in r.url) as answer:
+        bolt.get_by_role("button", name="Mark won").click()
+    assert answer.value.status == 200
+    won = Opportunity.objects.get(pk=cards["Bolt"].pk)
+    assert won.status == Status.WON
+    assert won.closed_at is not None
+    expect(bolt).to_have_count(0)
+    expect(page.locator(f"#column-head-{stages[0].pk} .count")).to_have_text("2")
+    expect(page.locator("#board-summary")).to_contain_text("3 open deals")
+    expect(page.locator(".toast-success")).to_contain_text("marked Won")
