@@ -286,6 +286,8 @@ def seeded(n: int) -> Path:
     BENCH_DIR.mkdir(parents=True, exist_ok=True)
     path = BENCH_DIR / f"seed-{n}-{_fingerprint()}.sqlite3"
     if not path.exists():
+        for stale in BENCH_DIR.glob(f"seed-{n}-*.sqlite3"):  # seeded for an older schema
+            stale.unlink()
         print(f"  seeding {n:,} opportunities into {path.relative_to(ROOT)} …", flush=True)
         partial = path.with_name(path.name.replace("seed-", "partial-"))
         partial.unlink(missing_ok=True)
@@ -373,11 +375,11 @@ def _lua_table(value) -> str:
     return json.dumps(value)
 
 
-def _wait_for(port: int, process: subprocess.Popen) -> None:
+def _wait_for(port: int, process: subprocess.Popen, log: Path) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            sys.exit("gunicorn exited early; see its output above")
+            sys.exit(f"gunicorn exited early:\n{log.read_text()[-3000:]}")
         with socket.socket() as probe:
             if probe.connect_ex(("127.0.0.1", port)) == 0:
                 return
@@ -415,8 +417,7 @@ def under_load(n: int, folder: Path, seconds: int) -> dict | None:
         print("  wrk is not available: skipping the gunicorn part")
         return None
     db = working_copy(n, folder)
-    # 409s are expected under load; their log lines would only bury the table.
-    env = _env(db, DJANGO_SETTINGS_MODULE="bench_settings", DJANGO_LOG_LEVEL="ERROR")
+    env = _env(db, DJANGO_SETTINGS_MODULE="bench_settings")
     info = json.loads(_run([sys.executable, __file__, "session", "200"], env).splitlines()[-1])
     cookie = f"sessionid={info['sessionid']}; csrftoken={info['csrftoken']}"
     headers = {
@@ -433,9 +434,11 @@ def under_load(n: int, folder: Path, seconds: int) -> dict | None:
     )
     gunicorn = [sys.executable, "-m", "gunicorn", "crm.wsgi", "--bind", f"127.0.0.1:{PORT}"]
     gunicorn += ["--workers", "2", "--threads", "4", "--log-level", "warning"]
-    server = subprocess.Popen(gunicorn, cwd=ROOT, env=env)
+    # Its log (409s are logged as warnings) goes to a file, shown only if it fails.
+    log = open(folder / "gunicorn.log", "w")  # noqa: SIM115 - closed in finally
+    server = subprocess.Popen(gunicorn, cwd=ROOT, env=env, stdout=log, stderr=log)
     try:
-        _wait_for(PORT, server)
+        _wait_for(PORT, server, folder / "gunicorn.log")
         base = f"http://127.0.0.1:{PORT}"
         board = f"{base}/pipelines/{info['pipeline']}/board/"
         _wrk(f"{base}/bench/hello/", 2)  # warm both workers
@@ -450,6 +453,7 @@ def under_load(n: int, folder: Path, seconds: int) -> dict | None:
     finally:
         server.terminate()
         server.wait(timeout=30)
+        log.close()
 
 
 # --------------------------------------------------------------------------------------------
