@@ -265,3 +265,17 @@ def test_mark_won_from_the_menu_takes_the_card_off_the_open_board(
     expect(page.locator(f"#column-head-{stages[0].pk} .count")).to_have_text("2")
     expect(page.locator("#board-summary")).to_contain_text("3 open deals")
     expect(page.locator(".toast-success")).to_contain_text("marked Won")
+
+
+def test_drag_into_an_empty_column_persists(page, live_server, login_as, board):
+    pipeline, stages, cards, rep = board
+    login_as(rep)
+    open_board(page, live_server, pipeline)
+    empty = page.locator(f"#cards-{stages[2].pk}")
+    expect(empty.locator(".column-empty")).to_be_visible()
+    with page.expect_response(is_move) as answer:
+        sortable_drag(page, card(page, cards["Bolt"]), empty)
+    assert answer.value.status == 200
+    assert Opportunity.objects.get(pk=cards["Bolt"].pk).stage == stages[2]
+    expect(empty.locator(".column-empty")).to_be_hidden()
+    expect(page.locator(f"#column-head-{stages[2].pk} .count")).to_have_text("1")
