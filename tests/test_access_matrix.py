@@ -213,6 +213,9 @@ def world(django_db_setup, django_db_blocker):
 
 
 def _build_world() -> dict:
+    # Before the function-scoped fixtures: a browser test earlier on this worker may have
+    # flushed the groups that migration 0003 made.
+    factories.ensure_roles()
     pipeline, stages = factories.pipeline_with_stages(("Lead", "Proposal"), name="Sales")
     users = {
         "rep": factories.rep(username="matrix_rep"),
