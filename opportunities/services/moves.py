@@ -113,7 +113,9 @@ def opportunity_move(
     if opportunity.version != version:
         raise StaleVersion(opportunity.pk)
     # Serialise moves into one column so two drops into the same gap get distinct keys.
-    Stage.objects.select_for_update().filter(pk=to_stage.pk).values_list("pk").first()
+    # NO KEY UPDATE: the history row's foreign keys take KEY SHARE locks on stages; a plain
+    # FOR UPDATE would block them, and two crossing moves of one card deadlocked.
+    Stage.objects.select_for_update(no_key=True).filter(pk=to_stage.pk).values_list("pk").first()
 
     before_id, after_id = _parse_id(before_id), _parse_id(after_id)
     rank = rank_for_drop(to_stage, moving_id=opportunity.pk, before_id=before_id, after_id=after_id)
