@@ -503,6 +503,7 @@ def test_import_rejects_bad_files_and_forged_confirms_without_writing(world):
     @hypothesis_example(b'amount,id\r\n"1e309"', "upload", "signed", "right", "manager", 1)
     @hypothesis_example(b'id\r\n"' + b"9" * 30 + b'"', "upload", "signed", "right", "manager", 1)
     @hypothesis_example(b"amount", "confirm", "signed", "right", "manager", 1)
+    @hypothesis_example(b'assigned_to,id\r\n"\x00"', "upload", "signed", "right", "manager", 1)
     def fuzz(content, step, token_kind, fingerprint_kind, role, dice):
         client = world.csrf_client if dice == FORGED else world.clients[role]
         if step != "confirm":

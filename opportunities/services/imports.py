@@ -196,6 +196,9 @@ def _record_lines(text: str) -> list[int]:
 
 def read_rows(text: str) -> tuple[list[tuple[int, dict[str, str]]], list[str]]:
     """(line, {field: cell}) for each data row, and the columns that will be ignored."""
+    if "\x00" in text:
+        # A binary file or UTF-16 read as UTF-8; PostgreSQL cannot even look such text up.
+        raise ImportFileError("The file contains NUL characters. Save it as CSV (UTF-8).")
     try:
         dataset = tablib.Dataset().load(text, format="csv")
     except tablib.InvalidDimensions as exc:
