@@ -21,6 +21,13 @@ from pipelines.models import Pipeline, Stage
 
 pytestmark = pytest.mark.django_db
 
+
+@pytest.fixture(autouse=True)
+def _no_demo_password_from_the_shell(monkeypatch):
+    # The README suggests exporting DEMO_PASSWORD for `make run`; tests expect the default.
+    monkeypatch.delenv("DEMO_PASSWORD", raising=False)
+
+
 SEEDED_MODELS = [
     get_user_model(),
     LostReason,
