@@ -54,6 +54,8 @@ INSTALLED_APPS = [
     "axes",
     "pipelines",
     "opportunities",
+    "django_tasks_db",
+    "integrations",
 ]
 
 MIDDLEWARE = [
@@ -218,3 +220,24 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("DJANGO_LOG_LEVEL", "WARNING")},
 }
+
+# Background work (Django tasks, stored in the database: no extra server). `make run`
+# starts `db_worker` and the event pump beside gunicorn; see README "Worker".
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+# Consumers of the event log, each `consume(events) -> None`, fed by `manage.py pump_events`
+# in order, each with its own cursor advanced in the same transaction as its work.
+EVENT_CONSUMERS = ["integrations.webhooks.consume"]
+# (dotted path of a function, interval in seconds): started by the pump on the worker.
+PERIODIC_JOBS = [
+    ("integrations.jobs.prune_events", 24 * 3600),
+    ("integrations.webhooks.sweep", 60),
+]
+# REST API (/api/v1/): requests per token per window, as HighLevel (100 per 10 s).
+API_RATE_LIMIT = (int(os.environ.get("API_RATE_LIMIT", "100")), 10)
+# Webhooks to private, loopback and link-local addresses are refused unless this is on
+# (for local testing against a receiver on 127.0.0.1).
+WEBHOOKS_ALLOW_PRIVATE = env_bool("WEBHOOKS_ALLOW_PRIVATE", False)
+WEBHOOKS_TIMEOUT = 10
+# Retries back off exponentially for about a day; an endpoint failing that long is disabled.
+WEBHOOKS_RETRY_FOR = 24 * 3600
+WEBHOOKS_DISABLE_AFTER = 24 * 3600
