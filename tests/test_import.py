@@ -7,6 +7,7 @@ from django.contrib.auth.models import Permission
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from opportunities.models import Contact, Opportunity, OpportunityHistory, Status
+from opportunities.services import imports
 from opportunities.services.imports import (
     ImportChanged,
     ImportFileError,
@@ -299,3 +300,31 @@ def test_ten_thousand_rows_import_in_one_quick_transaction(
     assert Contact.objects.count() == 2500
     assert OpportunityHistory.objects.count() == 10_000
     assert Opportunity.objects.filter(status=Status.LOST, lost_reason__isnull=False).count() == 2500
+
+
+def test_cr_only_line_endings_are_read_as_lines(sales, importer):
+    plan = import_plan(text="name,value\rA,1\rB,x\r", user=importer)
+    assert plan.creates == 1
+    assert [(e.line, e.name) for e in plan.errors] == [(3, "B")]
+
+
+def test_cr_only_upload_previews_without_a_server_error(sales, importer, client):
+    client.force_login(importer)
+    upload = SimpleUploadedFile("mac.csv", b"name,value\rA,1\rB,2\r", "text/csv")
+    response = client.post(IMPORT_URL, {"step": "preview", "file": upload})
+    assert response.status_code == 200
+    assert response.context["plan"].creates == 2
+
+
+def test_row_cap_stops_reading_at_the_first_row_over_it(sales, importer, monkeypatch):
+    monkeypatch.setattr(imports, "MAX_ROWS", 3)
+    # Line 6 is malformed: a parse that read the whole file would complain about it first.
+    text = csv_text("name", "A", "B", "C", "D", "E,too,many")
+    with pytest.raises(ImportFileError, match="more than 3 rows"):
+        import_plan(text=text, user=importer)
+
+
+def test_formula_prefixes_have_one_definition_shared_with_the_export():
+    from opportunities import exports
+
+    assert imports.FORMULA_STARTS is exports.FORMULA_STARTS

@@ -19,7 +19,6 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
-import tablib
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
@@ -29,6 +28,7 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from opportunities import ranking
+from opportunities.exports import FORMULA_STARTS
 from opportunities.models import (
     CLOSED_STATUSES,
     Contact,
@@ -82,7 +82,6 @@ CONTACT_CELLS = [Contact._meta.get_field(name) for name in ("name", "email", "ph
 _STATUS_BY_TEXT = {
     text.lower(): value for value, label in Status.choices for text in (value, label)
 }
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 class ImportFileError(Exception):
@@ -179,56 +178,53 @@ def _header_key(header: str) -> str:
     return "_".join(header.strip().lstrip("\ufeff").lower().replace("-", " ").split())
 
 
-def _record_lines(text: str) -> list[int]:
-    """The line each non-empty CSV record starts on, as an editor numbers lines.
-
-    tablib skips empty lines and lets a quoted cell span lines, so its row index alone
-    would point the user at the wrong line.
-    """
-    reader = csv.reader(io.StringIO(text))
-    lines, previous_end = [], 0
-    for record in reader:
-        if record:
-            lines.append(previous_end + 1)
-        previous_end = reader.line_num
-    return lines
-
-
 def read_rows(text: str) -> tuple[list[tuple[int, dict[str, str]]], list[str]]:
-    """(line, {field: cell}) for each data row, and the columns that will be ignored."""
+    """(line, {field: cell}) for each data row, and the columns that will be ignored.
+
+    One streaming pass: the row cap stops the reading as soon as the file goes past it.
+    Lines are numbered as an editor numbers them (empty lines and cells spanning lines
+    count), and CR, LF or CRLF all end a line.
+    """
     if "\x00" in text:
         # A binary file or UTF-16 read as UTF-8; PostgreSQL cannot even look such text up.
         raise ImportFileError("The file contains NUL characters. Save it as CSV (UTF-8).")
+    reader = csv.reader(io.StringIO(text, newline=""))
     try:
-        dataset = tablib.Dataset().load(text, format="csv")
-    except tablib.InvalidDimensions as exc:
-        raise ImportFileError(
-            "A row has more cells than the header row; check the separators and quotes."
-        ) from exc
+        headers = next(reader, [])
+        columns: dict[int, str] = {}
+        ignored = []
+        for index, header in enumerate(headers):
+            key = _header_key(header)
+            if key in HEADERS and HEADERS[key] not in columns.values():
+                columns[index] = HEADERS[key]
+            elif key and key not in EXPORT_ONLY:
+                ignored.append(header.strip())
+        if not any(header.strip() for header in headers):
+            raise ImportFileError("The file is empty; the first line must name the columns.")
+        if "name" not in columns.values() and "id" not in columns.values():
+            raise ImportFileError("The file needs a “name” column (or an “id” column for updates).")
+        rows = []
+        previous_end = reader.line_num
+        for record in reader:
+            line, previous_end = previous_end + 1, reader.line_num
+            if not record:
+                continue
+            if len(record) > len(headers):
+                raise ImportFileError(
+                    f"Line {line} has more cells than the header row; "
+                    "check the separators and quotes."
+                )
+            if len(rows) == MAX_ROWS:
+                raise ImportFileError(
+                    f"The file has more than {MAX_ROWS:,} rows; import at most {MAX_ROWS:,}."
+                )
+            cells = {
+                name: _unescape(record[index] if index < len(record) else "")
+                for index, name in columns.items()
+            }
+            rows.append((line, cells))
     except csv.Error as exc:
         raise ImportFileError(f"This is not a readable CSV file ({exc}).") from exc
-    if not dataset.headers or not any(header.strip() for header in dataset.headers):
-        raise ImportFileError("The file is empty; the first line must name the columns.")
-    if dataset.height > MAX_ROWS:
-        raise ImportFileError(f"The file has {dataset.height:,} rows; import at most {MAX_ROWS:,}.")
-
-    columns: dict[int, str] = {}
-    ignored = []
-    for index, header in enumerate(dataset.headers):
-        key = _header_key(header)
-        if key in HEADERS and HEADERS[key] not in columns.values():
-            columns[index] = HEADERS[key]
-        elif key and key not in EXPORT_ONLY:
-            ignored.append(header.strip())
-    if "name" not in columns.values() and "id" not in columns.values():
-        raise ImportFileError("The file needs a “name” column (or an “id” column for updates).")
-
-    lines = _record_lines(text)[1:]
-    rows = []
-    for position, values in enumerate(dataset):
-        cells = {name: _unescape(values[index]) for index, name in columns.items()}
-        line = lines[position] if position < len(lines) else position + 2
-        rows.append((line, cells))
     return rows, ignored
 
 
