@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "opportunities",
     "django_tasks_db",
     "integrations",
+    "automation",
 ]
 
 MIDDLEWARE = [
@@ -65,6 +66,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Before anything reads the body (the CSRF check does): oversized uploads get 413.
+    "crm.request_limits.RequestBodyLimitMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -131,6 +134,15 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+
+# Request bodies (crm/request_limits.py): refused from their Content-Length, unread, when
+# over the limit of their page; Django's DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MB) elsewhere.
+IMPORT_MAX_FILE_BYTES = 5 * 1024 * 1024
+# The file plus the form's other fields and the multipart framing.
+REQUEST_BODY_LIMITS = {"opportunities:import": IMPORT_MAX_FILE_BYTES + 64 * 1024}
+ANONYMOUS_BODY_LIMIT = 64 * 1024
+# Everything accepted fits in memory: an upload never goes to a temporary file.
+FILE_UPLOAD_MAX_MEMORY_SIZE = IMPORT_MAX_FILE_BYTES + 64 * 1024
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
@@ -220,6 +232,9 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("DJANGO_LOG_LEVEL", "WARNING")},
 }
+
+# The event log (opportunities.events): how long events are kept before pruning.
+EVENT_RETENTION_DAYS = int(os.environ.get("EVENT_RETENTION_DAYS", "30"))
 
 # Background work (Django tasks, stored in the database: no extra server). `make run`
 # starts `db_worker` and the event pump beside gunicorn; see README "Worker".

@@ -1,6 +1,7 @@
 """The manager's list of opportunities: filters, summary, charts, CSV export and import."""
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
 from django.core import signing
@@ -46,7 +47,7 @@ IMPORT_PERMISSION = "opportunities.import_opportunities"
 # The preview's signed copy of the file is honoured for this long.
 IMPORT_TOKEN_MAX_AGE = 60 * 60
 IMPORT_SALT = "opportunities.import"
-MAX_UPLOAD_BYTES = 5 * 1024 * 1024
+MAX_UPLOAD_BYTES = settings.IMPORT_MAX_FILE_BYTES
 PREVIEW_ROWS = 25
 # The monthly chart keeps a readable time axis even when the selection spans one month.
 MIN_MONTHS_SHOWN = 6
