@@ -1,0 +1,128 @@
+"""What each kind of action does, through the same services as people use.
+
+Each function takes the action, the deal and the acting user and returns a short
+sentence for the run log ("created task ‘Send the proposal’"). A refusal raises the
+services' own errors (PermissionDenied, ValidationError, StaleVersion…) and the engine
+logs it with the message.
+"""
+
+from datetime import timedelta
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.db.models import F
+from django.utils import timezone
+
+from automation import placeholders
+from automation.models import Action, ActionKind, Recipient
+from automation.notifications import notify
+from automation.services import contact_email_send
+from opportunities.models import Opportunity, Status
+from opportunities.services import moves, records
+from opportunities.services.opportunities import opportunity_update
+
+
+def _text(action: Action, opportunity: Opportunity, field: str = "title") -> str:
+    return placeholders.fill(getattr(action, field), placeholders.values_for(opportunity))
+
+
+def _group_members(action: Action) -> list:
+    return list(get_user_model().objects.filter(groups=action.group, is_active=True).order_by("id"))
+
+
+def _person(action: Action, opportunity: Opportunity):
+    """The one user an action is for: the owner or the named user."""
+    if action.recipient == Recipient.USER:
+        return action.user
+    if opportunity.assigned_to is None:
+        raise ValidationError("The deal has no owner.")
+    return opportunity.assigned_to
+
+
+def create_task(action, opportunity, user) -> str:
+    title = _text(action, opportunity) or _text(action, opportunity, "body")
+    due_on = None
+    if action.due_in_days is not None:
+        due_on = timezone.localdate() + timedelta(days=action.due_in_days)
+    task = records.task_create(
+        opportunity=opportunity,
+        user=user,
+        title=title,
+        due_on=due_on,
+        assigned_to=_person(action, opportunity),
+    )
+    return f"created task ‘{task.title}’"
+
+
+def assign_owner(action, opportunity, user) -> str:
+    if action.recipient == Recipient.GROUP:
+        members = _group_members(action)
+        if not members:
+            raise ValidationError(f"The group “{action.group}” has no active members.")
+        # Round-robin: the counter lives on the action, bumped in the run's transaction.
+        index = Action.objects.filter(pk=action.pk).values_list("next_index", flat=True)[0]
+        owner = members[index % len(members)]
+        Action.objects.filter(pk=action.pk).update(next_index=F("next_index") + 1)
+    else:
+        owner = action.user
+    if opportunity.assigned_to_id == owner.pk:
+        return f"owner already {owner}"
+    opportunity_update(
+        opportunity=opportunity, user=user, version=opportunity.version, assigned_to=owner
+    )
+    return f"assigned to {owner.get_full_name() or owner.get_username()}"
+
+
+def move_stage(action, opportunity, user) -> str:
+    if opportunity.stage_id == action.stage_id:
+        return f"already in {action.stage.name}"
+    moves.opportunity_move(
+        opportunity=opportunity, to_stage=action.stage, version=opportunity.version, user=user
+    )
+    return f"moved to {action.stage.name}"
+
+
+def set_status(action, opportunity, user) -> str:
+    if opportunity.status == action.status:
+        return f"already {Status(action.status).label}"
+    moves.opportunity_set_status(
+        opportunity=opportunity,
+        status=action.status,
+        lost_reason=action.lost_reason if action.status == Status.LOST else None,
+        version=opportunity.version,
+        user=user,
+    )
+    return f"set status to {Status(action.status).label}"
+
+
+def add_note(action, opportunity, user) -> str:
+    body = _text(action, opportunity, "body") or _text(action, opportunity)
+    records.note_create(opportunity=opportunity, author=user, body=body)
+    return "added a note"
+
+
+def notify_people(action, opportunity, user) -> str:
+    if action.recipient == Recipient.GROUP:
+        people = _group_members(action)
+    else:
+        people = [_person(action, opportunity)]
+    text = _text(action, opportunity) or _text(action, opportunity, "body")
+    notes = notify(users=people, text=text, opportunity=opportunity)
+    names = ", ".join(n.user.get_full_name() or n.user.get_username() for n in notes)
+    return f"notified {names or 'nobody'}"
+
+
+def email_contact(action, opportunity, user) -> str:
+    contact_email_send(opportunity=opportunity, user=user, subject=action.title, body=action.body)
+    return f"e-mailed {opportunity.contact.email}"
+
+
+RUNNERS = {
+    ActionKind.CREATE_TASK: create_task,
+    ActionKind.ASSIGN_OWNER: assign_owner,
+    ActionKind.MOVE_STAGE: move_stage,
+    ActionKind.SET_STATUS: set_status,
+    ActionKind.ADD_NOTE: add_note,
+    ActionKind.NOTIFY: notify_people,
+    ActionKind.EMAIL_CONTACT: email_contact,
+}

@@ -1,0 +1,138 @@
+"""Notifications (the header bell), the deal's automation panel, Settings → Automation."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import permission_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from automation import notifications
+from automation.forms import ContactEmailForm, EmailSettingForm
+from automation.models import Rule
+from automation.selectors import recent_runs, rules_for_settings, runs_for_opportunity
+from automation.services import contact_email_send
+from opportunities.views.htmx import visible_opportunity_or_404
+
+
+@require_GET
+def bell(request):
+    """The header bell: unread count and the latest notifications (htmx, polled)."""
+    return render(
+        request,
+        "automation/notifications.html#bell",
+        {
+            "unread": notifications.unread_count(request.user),
+            "items": notifications.notifications_of(request.user, limit=8),
+        },
+    )
+
+
+@require_GET
+def notification_list(request):
+    return render(
+        request,
+        "automation/notifications.html",
+        {
+            "unread": notifications.unread_count(request.user),
+            "items": notifications.notifications_of(request.user, limit=100),
+            "email_form": EmailSettingForm(
+                initial={"email": notifications.email_enabled(request.user)}
+            ),
+        },
+    )
+
+
+@require_POST
+def mark_all_read(request):
+    notifications.mark_all_read(user=request.user)
+    if request.htmx:
+        return bell(request)
+    return redirect("automation:notifications")
+
+
+@require_POST
+def email_setting(request):
+    form = EmailSettingForm(request.POST)
+    form.is_valid()
+    enabled = form.cleaned_data.get("email", False)
+    notifications.email_set(user=request.user, enabled=enabled)
+    messages.success(
+        request, "Notifications will also come by e-mail." if enabled else "No more e-mails."
+    )
+    return redirect("automation:notifications")
+
+
+def _panel(request, opportunity, form=None, status=200):
+    return render(
+        request,
+        "automation/panel.html#panel",
+        {
+            "opportunity": opportunity,
+            "runs": runs_for_opportunity(opportunity),
+            "form": form or ContactEmailForm(),
+        },
+        status=status,
+    )
+
+
+@require_GET
+def opportunity_panel(request, pk: int):
+    """The deal's "Send e-mail" form and what automation did on it (loaded by htmx)."""
+    opportunity = visible_opportunity_or_404(request, pk, related=("stage", "contact"))
+    return _panel(request, opportunity)
+
+
+@require_POST
+def opportunity_email(request, pk: int):
+    opportunity = visible_opportunity_or_404(
+        request, pk, related=("stage", "contact", "assigned_to")
+    )
+    form = ContactEmailForm(request.POST)
+    if form.is_valid():
+        try:
+            contact_email_send(
+                opportunity=opportunity,
+                user=request.user,
+                subject=form.cleaned_data["subject"],
+                body=form.cleaned_data["body"],
+            )
+        except (ValidationError, PermissionDenied) as exc:
+            form.add_error(None, "; ".join(getattr(exc, "messages", [str(exc)])))
+        else:
+            messages.success(request, f"E-mail sent to {opportunity.contact.email}.")
+            if request.htmx:
+                return _panel(request, opportunity)
+            return redirect(reverse("opportunities:detail", args=[pk]))
+    if request.htmx:
+        return _panel(request, opportunity, form, status=422)
+    return render(
+        request,
+        "automation/panel.html",
+        {"opportunity": opportunity, "runs": [], "form": form},
+        status=422,
+    )
+
+
+@permission_required("automation.view_rule", raise_exception=True)
+def rule_list(request):
+    """Settings → Automation: the rules in order, flagged problems and the latest runs."""
+    return render(
+        request,
+        "automation/rules.html",
+        {
+            "rules": rules_for_settings(),
+            "runs": recent_runs(),
+            "can_change": request.user.has_perm("automation.change_rule"),
+        },
+    )
+
+
+@require_POST
+@permission_required("automation.change_rule", raise_exception=True)
+def rule_toggle(request, pk: int):
+    rule = get_object_or_404(Rule, pk=pk)
+    Rule.objects.filter(pk=pk).update(enabled=not rule.enabled)
+    state = "disabled" if rule.enabled else "enabled"
+    messages.success(request, f"Rule “{rule.name}” {state}.")
+    return redirect("automation:rules")
