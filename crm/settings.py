@@ -232,6 +232,9 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("DJANGO_LOG_LEVEL", "WARNING")},
 }
 
+# The event log (opportunities.events): how long events are kept before pruning.
+EVENT_RETENTION_DAYS = int(os.environ.get("EVENT_RETENTION_DAYS", "30"))
+
 # Background work (Django tasks, stored in the database: no extra server). `make run`
 # starts `db_worker` and the event pump beside gunicorn; see README "Worker".
 TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}

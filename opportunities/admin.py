@@ -1,20 +1,18 @@
 """Admin for opportunities, contacts, lost reasons and the records around them.
 
-Admin writes of an opportunity keep the board's invariants (see
-OpportunityAdmin.save_model): the stage belongs to the pipeline (form), a new or
-moved card gets a rank at the top of its column, status changes stamp
-status_changed_at/closed_at the way the status service does, every write bumps
-`version` (so a board holding the old version gets a conflict, not a silent
-overwrite) and each stage or status change leaves a history row.
+The admin parses and renders; writes of an opportunity go through the same services as
+the board and the API (opportunity_create / opportunity_update / opportunity_delete), so
+the admin keeps every invariant, writes history and events, and refuses a form opened
+before someone else's change (its version travels in a hidden field).
 """
 
 from django import forms
-from django.contrib import admin
-from django.db.models import F
-from django.utils import timezone
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpResponseRedirect
 
+from opportunities.errors import StaleVersion
 from opportunities.models import (
-    CLOSED_STATUSES,
     Communication,
     Contact,
     LostReason,
@@ -25,9 +23,24 @@ from opportunities.models import (
     Task,
 )
 from opportunities.selectors import opportunities_visible_to
-from opportunities.services.history import history_record
-from opportunities.services.moves import rank_for_drop
+from opportunities.services.opportunities import (
+    opportunity_create,
+    opportunity_delete,
+    opportunity_update,
+)
 from pipelines.models import Stage
+
+EDITABLE_FIELDS = [
+    "name",
+    "pipeline",
+    "stage",
+    "status",
+    "lost_reason",
+    "value",
+    "contact",
+    "assigned_to",
+    "source",
+]
 
 
 class StageFilter(admin.SimpleListFilter):
@@ -56,19 +69,31 @@ class StageFilter(admin.SimpleListFilter):
 
 
 class OpportunityAdminForm(forms.ModelForm):
+    # The version the page was opened with; a save carrying an older one is refused.
+    seen_version = forms.IntegerField(widget=forms.HiddenInput, required=False)
+
     class Meta:
         model = Opportunity
-        fields = [
-            "name",
-            "pipeline",
-            "stage",
-            "status",
-            "lost_reason",
-            "value",
-            "contact",
-            "assigned_to",
-            "source",
-        ]
+        fields = EDITABLE_FIELDS
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.fields["seen_version"].initial = self.instance.version
+        # Retired reasons are not offered, except the one the deal already has.
+        reasons = LostReason.objects.filter(is_active=True)
+        if self.instance.lost_reason_id:
+            reasons = reasons | LostReason.objects.filter(pk=self.instance.lost_reason_id)
+        self.fields["lost_reason"].queryset = reasons.distinct()
+
+    def clean_seen_version(self):
+        seen = self.cleaned_data.get("seen_version")
+        if self.instance.pk and seen is not None and seen != self.instance.version:
+            raise forms.ValidationError(
+                "Someone changed this opportunity after you opened this page. "
+                "Reload it to see their change, then make yours again."
+            )
+        return seen
 
     def clean_value(self):
         value = self.cleaned_data.get("value")
@@ -115,7 +140,20 @@ class OpportunityAdmin(admin.ModelAdmin):
         "updated_at",
     ]
     fieldsets = [
-        (None, {"fields": ["name", "pipeline", "stage", "status", "lost_reason", "value"]}),
+        (
+            None,
+            {
+                "fields": [
+                    "name",
+                    "pipeline",
+                    "stage",
+                    "status",
+                    "lost_reason",
+                    "value",
+                    "seen_version",
+                ]
+            },
+        ),
         ("People", {"fields": ["contact", "assigned_to", "source"]}),
         ("Bookkeeping", {"classes": ["collapse"], "fields": readonly_fields}),
     ]
@@ -142,57 +180,46 @@ class OpportunityAdmin(admin.ModelAdmin):
         return (user.get_full_name() or user.username) if user else "—"
 
     def save_model(self, request, obj, form, change):
-        """Save with the invariants the services keep (the admin view is atomic).
-
-        - New: rank at the top of its stage's column, timestamps now, one history row
-          recording where it started.
-        - Stage changed: rank at the top of the new column, stage_entered_at now.
-        - Status changed: status_changed_at now; closed_at now when it becomes closed
-          (or moves between closed statuses), cleared when reopened.
-        - Every save bumps `version`, so a board holding the old one gets a conflict.
-        """
-        now = timezone.now()
-        if not change:
-            obj.rank = rank_for_drop(obj.stage)
-            obj.created_at = obj.updated_at = obj.stage_entered_at = now
-            if obj.status != Status.OPEN:
-                obj.status_changed_at = now
-            obj.closed_at = now if obj.status in CLOSED_STATUSES else None
-            super().save_model(request, obj, form, change)
-            history_record(
-                opportunity=obj,
-                user=request.user,
-                from_stage_id=None,
-                to_stage_id=obj.stage_id,
-                from_status="",
-                to_status=obj.status,
-                at=now,
-            )
+        fields = {name: form.cleaned_data[name] for name in EDITABLE_FIELDS}
+        try:
+            if change:
+                current = opportunities_visible_to(request.user).get(pk=obj.pk)
+                seen = form.cleaned_data.get("seen_version")
+                saved = opportunity_update(
+                    opportunity=current, user=request.user, version=seen, **fields
+                )
+            else:
+                saved = opportunity_create(user=request.user, **fields)
+        except (ValidationError, PermissionDenied, StaleVersion) as exc:
+            # The form checked what it could; this is a race or a rule only the service
+            # knows. Nothing was written: say why instead of claiming success.
+            request._opportunity_write_refused = True
+            messages.error(request, _refusal(exc))
             return
+        obj.pk, obj.version, obj.rank = saved.pk, saved.version, saved.rank
 
-        before = Opportunity.objects.values("stage_id", "status").get(pk=obj.pk)
-        stage_changed = before["stage_id"] != obj.stage_id
-        status_changed = before["status"] != obj.status
-        if stage_changed:
-            obj.rank = rank_for_drop(obj.stage, moving_id=obj.pk)
-            obj.stage_entered_at = now
-        if status_changed:
-            obj.status_changed_at = now
-            obj.closed_at = now if obj.status in CLOSED_STATUSES else None
-        obj.updated_at = now
-        obj.version = F("version") + 1
-        super().save_model(request, obj, form, change)
-        obj.refresh_from_db(fields=["version"])
-        if stage_changed or status_changed:
-            history_record(
-                opportunity=obj,
-                user=request.user,
-                from_stage_id=before["stage_id"],
-                to_stage_id=obj.stage_id,
-                from_status=before["status"],
-                to_status=obj.status,
-                at=now,
-            )
+    def response_add(self, request, obj, post_url_continue=None):
+        if getattr(request, "_opportunity_write_refused", False):
+            return HttpResponseRedirect(request.path)
+        return super().response_add(request, obj, post_url_continue)
+
+    def response_change(self, request, obj):
+        if getattr(request, "_opportunity_write_refused", False):
+            return HttpResponseRedirect(request.path)
+        return super().response_change(request, obj)
+
+    def delete_model(self, request, obj):
+        opportunity_delete(opportunity=obj, user=request.user)
+
+    def delete_queryset(self, request, queryset):
+        for opportunity in queryset.select_related("contact"):
+            opportunity_delete(opportunity=opportunity, user=request.user)
+
+
+def _refusal(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        return " ".join(exc.messages)
+    return str(exc) or "You are not allowed to do that."
 
 
 @admin.register(Contact)

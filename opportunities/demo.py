@@ -5,9 +5,11 @@ Everything comes from one seeded random.Random, so a fresh database always gets 
 same data (dates are relative to the day of seeding). Rows are written with
 bulk_create inside one transaction: the demo is a fixture, not user input, and it
 keeps the invariants itself (stage in pipeline, lost reason iff lost, closed_at iff
-closed, history rows matching the stage and status, ranks increasing per column).
+closed, ranks increasing per column). Its history comes from the services' own diff
+(`history_rows`, replaying each deal's past) and its events from `changes_record`.
 """
 
+import copy
 import os
 import random
 from dataclasses import dataclass, field
@@ -34,6 +36,7 @@ from opportunities.models import (
     Status,
     Task,
 )
+from opportunities.services.changes import changes_record, history_rows, snapshot
 from pipelines.models import Pipeline, Stage
 
 DEFAULT_PASSWORD = "pipeline-demo"
@@ -224,6 +227,23 @@ def _between(rng: random.Random, start, end):
     return start + (end - start) * rng.random()
 
 
+def _past_history(opportunity, path, moments, owner) -> list[OpportunityHistory]:
+    """Replay the deal's past through the services' diff: created in the first stage,
+    moved stage by stage, then closed (if it is)."""
+    state = copy.copy(opportunity)
+    state.stage, state.status, state.lost_reason = path[0], Status.OPEN, None
+    rows = history_rows(before=None, after=state, user=owner, at=moments[0])
+    for stage, at in zip(path[1:], moments[1:], strict=True):
+        before = snapshot(state)
+        state.stage = stage
+        rows += history_rows(before=before, after=state, user=owner, at=at)
+    if opportunity.closed_at:
+        rows += history_rows(
+            before=snapshot(state), after=opportunity, user=owner, at=opportunity.closed_at
+        )
+    return rows
+
+
 @transaction.atomic
 def seed_demo_data(*, rng: random.Random | None = None) -> bool:
     """The ~200 demo opportunities and everything around them, once.
@@ -282,6 +302,7 @@ def seed_demo_data(*, rng: random.Random | None = None) -> bool:
                 stage_entered_at=moments[-1],
                 status_changed_at=closed_at,
                 closed_at=closed_at,
+                days_to_close=(closed_at - created_at).days if closed_at else None,
                 created_at=created_at,
                 updated_at=closed_at or moments[-1],
             )
@@ -300,39 +321,7 @@ def seed_demo_data(*, rng: random.Random | None = None) -> bool:
     history, notes, tasks, communications = [], [], [], []
     for opportunity, (path, moments) in zip(opportunities, paths, strict=True):
         owner = opportunity.assigned_to
-        history.append(
-            OpportunityHistory(
-                opportunity=opportunity,
-                to_stage=path[0],
-                to_status=Status.OPEN,
-                user=owner,
-                at=moments[0],
-            )
-        )
-        for previous, stage, at in zip(path, path[1:], moments[1:], strict=False):
-            history.append(
-                OpportunityHistory(
-                    opportunity=opportunity,
-                    from_stage=previous,
-                    to_stage=stage,
-                    from_status=Status.OPEN,
-                    to_status=Status.OPEN,
-                    user=owner,
-                    at=at,
-                )
-            )
-        if opportunity.closed_at:
-            history.append(
-                OpportunityHistory(
-                    opportunity=opportunity,
-                    from_stage=opportunity.stage,
-                    to_stage=opportunity.stage,
-                    from_status=Status.OPEN,
-                    to_status=opportunity.status,
-                    user=owner,
-                    at=opportunity.closed_at,
-                )
-            )
+        history += _past_history(opportunity, path, moments, owner)
         end = opportunity.closed_at or now
         for _ in range(rng.randint(0, 3)):
             at = _between(rng, opportunity.created_at, end)
@@ -370,6 +359,10 @@ def seed_demo_data(*, rng: random.Random | None = None) -> bool:
                 )
             )
     OpportunityHistory.objects.bulk_create(history, batch_size=BATCH_SIZE)
+    # The deals appear in the event log as created now, as imported deals would.
+    changes_record(
+        user=None, items=[(None, opportunity) for opportunity in opportunities], history=False
+    )
     Note.objects.bulk_create(notes, batch_size=BATCH_SIZE)
     Task.objects.bulk_create(tasks, batch_size=BATCH_SIZE)
     Communication.objects.bulk_create(communications, batch_size=BATCH_SIZE)
@@ -438,6 +431,7 @@ def seed_bulk_opportunities(*, count: int, rng: random.Random | None = None) -> 
                         stage_entered_at=created_at,
                         status_changed_at=closed_at,
                         closed_at=closed_at,
+                        days_to_close=(closed_at - created_at).days if closed_at else None,
                         created_at=created_at,
                         updated_at=closed_at or created_at,
                     )

@@ -84,6 +84,9 @@ class Opportunity(models.Model):
     stage_entered_at = models.DateTimeField(default=timezone.now)
     status_changed_at = models.DateTimeField(null=True, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    # Whole days from creation to closing, written when the deal closes: reports average
+    # a stored number instead of computing a date difference per row.
+    days_to_close = models.PositiveIntegerField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     updated_at = models.DateTimeField(default=timezone.now)
 
@@ -104,6 +107,13 @@ class Opportunity(models.Model):
                 fields=["pipeline", "status", "stage", "value", "id"], name="opp_pipeline_totals"
             ),
             models.Index(fields=["assigned_to", "status"], name="opp_owner_status"),
+            # A move reads its new neighbours by (rank, id) within the stage, any status.
+            models.Index(fields=["stage", "rank", "id"], name="opp_stage_rank"),
+            # A rep's column totals: the same index-only read as the manager's.
+            models.Index(
+                fields=["assigned_to", "pipeline", "status", "stage", "value"],
+                name="opp_owner_totals",
+            ),
             # Covers the board's live-update poll (count, max updated_at, sum of versions
             # per pipeline) so it reads only this index.
             models.Index(fields=["pipeline", "updated_at", "version"], name="opp_pipeline_updated"),
@@ -132,10 +142,26 @@ class Opportunity(models.Model):
         return self.status != Status.OPEN
 
 
+class TrackedField(models.TextChoices):
+    CREATED = "created", "Created"
+    STAGE = "stage", "Stage"
+    STATUS = "status", "Status"
+    VALUE = "value", "Value"
+    OWNER = "owner", "Owner"
+    PIPELINE = "pipeline", "Pipeline"
+    LOST_REASON = "lost_reason", "Lost reason"
+
+
 class OpportunityHistory(models.Model):
-    """One row per stage change or status change, so reports are queries, not guesses."""
+    """One row per tracked field that changed, so reports are queries, not guesses.
+
+    Every row carries the stage and status the deal had after the change; a stage row
+    also its previous stage, a status row its previous status. Other fields keep their
+    old and new values as text (ids for relations, amounts for the value).
+    """
 
     opportunity = models.ForeignKey(Opportunity, on_delete=models.CASCADE, related_name="history")
+    field = models.CharField(max_length=20, choices=TrackedField.choices)
     from_stage = models.ForeignKey(
         Stage, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
@@ -144,6 +170,8 @@ class OpportunityHistory(models.Model):
     )
     from_status = models.CharField(max_length=20, choices=Status.choices, blank=True)
     to_status = models.CharField(max_length=20, choices=Status.choices, blank=True)
+    old_value = models.CharField(max_length=100, blank=True)
+    new_value = models.CharField(max_length=100, blank=True)
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
@@ -154,7 +182,44 @@ class OpportunityHistory(models.Model):
         verbose_name_plural = "opportunity history"
 
     def __str__(self) -> str:
-        return f"{self.opportunity_id} at {self.at:%Y-%m-%d %H:%M}"
+        return f"{self.opportunity_id} {self.field} at {self.at:%Y-%m-%d %H:%M}"
+
+
+class EventType(models.TextChoices):
+    """HighLevel's webhook event names; one change can announce several."""
+
+    CREATE = "OpportunityCreate", "OpportunityCreate"
+    UPDATE = "OpportunityUpdate", "OpportunityUpdate"
+    DELETE = "OpportunityDelete", "OpportunityDelete"
+    STAGE_UPDATE = "OpportunityStageUpdate", "OpportunityStageUpdate"
+    STATUS_UPDATE = "OpportunityStatusUpdate", "OpportunityStatusUpdate"
+    VALUE_UPDATE = "OpportunityMonetaryValueUpdate", "OpportunityMonetaryValueUpdate"
+    ASSIGNED_TO_UPDATE = "OpportunityAssignedToUpdate", "OpportunityAssignedToUpdate"
+
+
+class OpportunityEvent(models.Model):
+    """The event log: an append-only outbox written in the transaction of the change.
+
+    Consumers (the board's live poll, webhooks, automation, the API's change feed) read
+    "events after id N" through opportunities.events. The opportunity and pipeline are
+    plain ids, not foreign keys: an event outlives the deal it announces the deletion of.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    type = models.CharField(max_length=40, choices=EventType.choices)
+    opportunity_id = models.BigIntegerField(db_index=True)
+    pipeline_id = models.BigIntegerField(null=True, blank=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    payload = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.type} {self.opportunity_id}"
 
 
 class Note(models.Model):

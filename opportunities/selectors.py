@@ -30,6 +30,13 @@ def opportunities_visible_to(user) -> QuerySet[Opportunity]:
     return Opportunity.objects.filter(assigned_to=user)
 
 
+def opportunity_is_visible_to(user, opportunity: Opportunity) -> bool:
+    """The same rule as `opportunities_visible_to`, for one deal already in hand."""
+    if not user.is_authenticated:
+        return False
+    return can_view_all(user) or opportunity.assigned_to_id == user.pk
+
+
 def with_card_fields(queryset: QuerySet[Opportunity]) -> QuerySet[Opportunity]:
     """What a board card shows, fetched with the card so templates run no queries."""
     next_task_due = (

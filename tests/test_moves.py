@@ -296,7 +296,7 @@ def test_move_into_another_pipelines_stage_is_rejected(stages, user):
 def test_stage_change_writes_one_history_row(stages, user):
     deal = factories.OpportunityFactory(stage=stages[0])
     drop(deal, stages[2], user)
-    row = OpportunityHistory.objects.get()
+    row = OpportunityHistory.objects.get(field="stage")
     assert (row.opportunity, row.from_stage, row.to_stage, row.user) == (
         deal,
         stages[0],
@@ -345,7 +345,7 @@ def test_lost_with_a_reason_sets_closed_at_and_writes_history(stages, user):
     deal = fresh(deal)
     assert (deal.status, deal.lost_reason, deal.version) == (Status.LOST, reason, 2)
     assert deal.closed_at is not None
-    row = OpportunityHistory.objects.get()
+    row = OpportunityHistory.objects.get(field="status")
     assert (row.from_status, row.to_status, row.from_stage, row.to_stage) == (
         Status.OPEN,
         Status.LOST,
@@ -371,7 +371,7 @@ def test_reopen_clears_closed_at_and_the_reason(stages, user):
     mark(deal, Status.OPEN, user)
     deal = fresh(deal)
     assert (deal.status, deal.lost_reason, deal.closed_at) == (Status.OPEN, None, None)
-    assert OpportunityHistory.objects.get().to_status == Status.OPEN
+    assert OpportunityHistory.objects.get(field="status").to_status == Status.OPEN
 
 
 def test_changing_only_the_lost_reason_keeps_the_close_date(stages, user):

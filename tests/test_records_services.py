@@ -79,7 +79,7 @@ def test_update_changing_stage_puts_card_on_top_and_records_history(board, owner
     _update(opportunity, owner, stage=stages[1])
     column = list(Opportunity.objects.filter(stage=stages[1]).order_by("rank", "id"))
     assert column == [opportunity, top]
-    row = OpportunityHistory.objects.get(opportunity=opportunity)
+    row = OpportunityHistory.objects.get(opportunity=opportunity, field="stage")
     assert (row.from_stage, row.to_stage, row.user) == (stages[0], stages[1], owner)
 
 
@@ -114,7 +114,7 @@ def test_update_to_lost_goes_through_the_status_rules(board, owner):
         reason,
         True,
     )
-    row = OpportunityHistory.objects.get(opportunity=opportunity)
+    row = OpportunityHistory.objects.get(opportunity=opportunity, field="status")
     assert (row.from_status, row.to_status) == (Status.OPEN, Status.LOST)
 
 
@@ -186,6 +186,7 @@ def test_stale_update_leaves_no_new_contact_behind(board, owner):
 
 def test_contact_resolve_updates_changed_details_of_an_existing_contact(owner):
     contact = factories.ContactFactory(name="Old", phone="")
+    factories.OpportunityFactory(assigned_to=owner, contact=contact)
     editing.contact_resolve(
         user=owner, contact=contact, name="New", email=contact.email, phone="+1 555 0100"
     )
@@ -197,6 +198,7 @@ def test_contact_resolve_needs_change_permission_to_edit_a_contact():
     viewer = factories.UserFactory()
     viewer.user_permissions.add(Permission.objects.get(codename="view_contact"))
     contact = factories.ContactFactory(name="Kept")
+    factories.OpportunityFactory(assigned_to=viewer, contact=contact)
     with pytest.raises(PermissionDenied):
         editing.contact_resolve(user=viewer, contact=contact, name="Changed")
     contact.refresh_from_db()
@@ -251,7 +253,7 @@ def test_note_create_strips_and_keeps_author(owner):
 
 
 def test_note_update_by_its_author(owner):
-    note = factories.NoteFactory(author=owner, body="draft")
+    note = factories.NoteFactory(author=owner, body="draft", opportunity__assigned_to=owner)
     records.note_update(note=note, user=owner, body="final")
     note.refresh_from_db()
     assert note.body == "final"
@@ -259,7 +261,9 @@ def test_note_update_by_its_author(owner):
 
 
 def test_note_update_by_someone_else_is_refused(owner):
-    note = factories.NoteFactory(author=factories.rep(), body="theirs")
+    note = factories.NoteFactory(
+        author=factories.rep(), body="theirs", opportunity__assigned_to=owner
+    )
     with pytest.raises(PermissionDenied):
         records.note_update(note=note, user=owner, body="mine now")
     note.refresh_from_db()
@@ -267,14 +271,14 @@ def test_note_update_by_someone_else_is_refused(owner):
 
 
 def test_note_delete_by_someone_else_is_refused(owner):
-    note = factories.NoteFactory(author=factories.rep())
+    note = factories.NoteFactory(author=factories.rep(), opportunity__assigned_to=owner)
     with pytest.raises(PermissionDenied):
         records.note_delete(note=note, user=owner)
     assert type(note).objects.filter(pk=note.pk).exists()
 
 
 def test_note_delete_by_its_author(owner):
-    note = factories.NoteFactory(author=owner)
+    note = factories.NoteFactory(author=owner, opportunity__assigned_to=owner)
     records.note_delete(note=note, user=owner)
     assert not type(note).objects.filter(pk=note.pk).exists()
 

@@ -6,23 +6,22 @@ refusal at any step (a stale version, a bad value, a missing lost reason) leaves
 nothing saved half-way.
 """
 
-import copy
 from decimal import Decimal
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import F
-from django.utils import timezone
 
-from opportunities.errors import StaleVersion
 from opportunities.models import Contact, LostReason, Opportunity, Status
-from opportunities.services.history import history_record
-from opportunities.services.moves import opportunity_set_status, rank_for_drop
-from opportunities.services.opportunities import opportunity_create
+from opportunities.selectors import can_view_all, opportunities_visible_to
+from opportunities.services.access import ensure_may_change
+from opportunities.services.opportunities import (
+    UNCHANGED,
+    opportunity_create,
+    opportunity_update,
+)
 from pipelines.models import Pipeline, Stage
 
-# Passed as `contact` when the caller does not touch the opportunity's contact.
-UNCHANGED = object()
+__all__ = ["UNCHANGED", "contact_resolve", "opportunity_update"]
 
 
 def contact_resolve(
@@ -47,6 +46,8 @@ def contact_resolve(
         "company": company.strip(),
     }
     if contact is not None:
+        if not contact_is_visible_to(user, contact):
+            raise ValidationError({"contact": "Choose a contact from your own opportunities."})
         if all(getattr(contact, key) == value for key, value in details.items()):
             return contact
         if not user.has_perm("opportunities.change_contact"):
@@ -68,6 +69,13 @@ def contact_resolve(
     return new
 
 
+def contact_is_visible_to(user, contact: Contact) -> bool:
+    """Only assigned data covers contacts: a rep reaches a contact through a deal they see."""
+    if can_view_all(user):
+        return True
+    return opportunities_visible_to(user).filter(contact_id=contact.pk).exists()
+
+
 def _clean_contact(contact: Contact) -> None:
     """full_clean, with errors keyed `contact_<field>` so they never pass for the deal's."""
     try:
@@ -76,93 +84,6 @@ def _clean_contact(contact: Contact) -> None:
         raise ValidationError(
             {f"contact_{key}": errors for key, errors in exc.message_dict.items()}
         ) from exc
-
-
-@transaction.atomic
-def opportunity_update(
-    *,
-    opportunity: Opportunity,
-    version: int,
-    user,
-    name: str,
-    value: Decimal | int | str,
-    source: str,
-    assigned_to,
-    stage: Stage,
-    status: str,
-    lost_reason: LostReason | None = None,
-    contact=UNCHANGED,
-) -> Opportunity:
-    """Save the record form's fields.
-
-    Invariants: written only if the stored `version` still equals `version` (else
-    StaleVersion and nothing changes); the stage belongs to the opportunity's pipeline;
-    a changed stage puts the card at the top of its new column and records a history
-    row; a changed status goes through `opportunity_set_status` (lost reason iff Lost,
-    one history row); value >= 0. Each accepted save bumps `version`.
-    """
-    if opportunity.version != version:
-        raise StaleVersion(opportunity.pk)
-    if stage.pipeline_id != opportunity.pipeline_id:
-        raise ValidationError({"stage": "That stage belongs to another pipeline."})
-
-    if Decimal(value) < 0:
-        raise ValidationError({"value": "The value cannot be negative."})
-
-    candidate = copy.copy(opportunity)
-    candidate.name, candidate.value, candidate.source = name, value, source.strip()
-    candidate.assigned_to, candidate.stage = assigned_to, stage
-    if contact is not UNCHANGED:
-        candidate.contact = contact
-    # Status and lost reason are checked by opportunity_set_status with its own messages.
-    candidate.full_clean(exclude=["status", "lost_reason", "rank"])
-
-    if status != opportunity.status or (
-        status == Status.LOST and lost_reason != opportunity.lost_reason
-    ):
-        opportunity_set_status(
-            opportunity=opportunity,
-            status=status,
-            lost_reason=lost_reason,
-            version=version,
-            user=user,
-        )
-        version = opportunity.version
-
-    now = timezone.now()
-    changes = {
-        "name": candidate.name,
-        "value": candidate.value,
-        "source": candidate.source,
-        "assigned_to": candidate.assigned_to,
-        "contact": candidate.contact,
-        "updated_at": now,
-        "version": F("version") + 1,
-    }
-    stage_changed = stage.pk != opportunity.stage_id
-    if stage_changed:
-        # Same lock as a drop, so two cards landing on top of one column get distinct keys.
-        Stage.objects.select_for_update().filter(pk=stage.pk).values_list("pk").first()
-        changes |= {
-            "stage": stage,
-            "stage_entered_at": now,
-            "rank": rank_for_drop(stage, moving_id=opportunity.pk),
-        }
-    updated = Opportunity.objects.filter(pk=opportunity.pk, version=version).update(**changes)
-    if not updated:
-        raise StaleVersion(opportunity.pk)
-    if stage_changed:
-        history_record(
-            opportunity=opportunity,
-            user=user,
-            from_stage_id=opportunity.stage_id,
-            to_stage_id=stage.pk,
-            from_status=opportunity.status,
-            to_status=opportunity.status,
-            at=now,
-        )
-    opportunity.refresh_from_db()
-    return opportunity
 
 
 @transaction.atomic
@@ -179,6 +100,7 @@ def opportunity_update_with_contact(
 
     Invariant: all or nothing; a refused deal update leaves no new or edited contact.
     """
+    ensure_may_change(user, opportunity)
     resolved = contact_resolve(user=user, contact=contact, **contact_details)
     return opportunity_update(
         opportunity=opportunity, version=version, user=user, contact=resolved, **fields

@@ -2,13 +2,18 @@
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import F, Q
-from django.utils import timezone
+from django.db.models import Q
 
 from opportunities import ranking
 from opportunities.errors import StaleVersion
-from opportunities.models import CLOSED_STATUSES, LostReason, Opportunity, Status
-from opportunities.services.history import history_record
+from opportunities.models import LostReason, Opportunity, Status
+from opportunities.services.access import ensure_may_change
+from opportunities.services.writing import (
+    check_status,
+    lock_stages,
+    opportunity_write,
+    status_is_new,
+)
 from pipelines.models import Stage
 
 
@@ -106,41 +111,22 @@ def opportunity_move(
 
     Invariants: the stage belongs to the opportunity's pipeline; exactly one UPDATE of
     the opportunity, guarded by `version` (a stale version raises StaleVersion and
-    changes nothing); a history row only when the stage changes.
+    changes nothing); a history row and an OpportunityStageUpdate event when the stage
+    changes, an OpportunityUpdate event for a reorder within the column.
     """
+    ensure_may_change(user, opportunity)
     if to_stage.pipeline_id != opportunity.pipeline_id:
         raise ValidationError({"stage": "That stage belongs to another pipeline."})
     if opportunity.version != version:
         raise StaleVersion(opportunity.pk)
-    # Serialise moves into one column so two drops into the same gap get distinct keys.
-    # NO KEY UPDATE: the history row's foreign keys take KEY SHARE locks on stages; a plain
-    # FOR UPDATE would block them, and two crossing moves of one card deadlocked.
-    Stage.objects.select_for_update(no_key=True).filter(pk=to_stage.pk).values_list("pk").first()
-
+    # Serialises drops into one column, so two drops into the same gap get distinct keys.
+    lock_stages(to_stage.pk)
     before_id, after_id = _parse_id(before_id), _parse_id(after_id)
     rank = rank_for_drop(to_stage, moving_id=opportunity.pk, before_id=before_id, after_id=after_id)
-    now = timezone.now()
-    changes = {"rank": rank, "version": F("version") + 1, "updated_at": now}
-    stage_changed = to_stage.pk != opportunity.stage_id
-    if stage_changed:
-        changes |= {"stage": to_stage, "stage_entered_at": now}
-    updated = Opportunity.objects.filter(pk=opportunity.pk, version=version).update(**changes)
-    if not updated:
-        raise StaleVersion(opportunity.pk)
-    if stage_changed:
-        history_record(
-            opportunity=opportunity,
-            user=user,
-            from_stage_id=opportunity.stage_id,
-            to_stage_id=to_stage.pk,
-            from_status=opportunity.status,
-            to_status=opportunity.status,
-            at=now,
-        )
-    opportunity.rank, opportunity.version, opportunity.updated_at = rank, version + 1, now
-    if stage_changed:
-        opportunity.stage, opportunity.stage_entered_at = to_stage, now
-    return opportunity
+    changes = {"rank": rank}
+    if to_stage.pk != opportunity.stage_id:
+        changes["stage"] = to_stage
+    return opportunity_write(opportunity=opportunity, version=version, user=user, changes=changes)
 
 
 @transaction.atomic
@@ -154,49 +140,13 @@ def opportunity_set_status(
 ) -> Opportunity:
     """Mark Won / Lost / Abandoned, or reopen.
 
-    Invariants: a lost reason (an active one) is given iff the new status is Lost;
-    closed_at is set for closed statuses and cleared on reopen; guarded by `version`;
-    one history row per change.
+    Invariants: a lost reason (an active one) iff the new status is Lost; closed_at and
+    days_to_close set when closing, cleared on reopen (changing only the lost reason
+    keeps them); guarded by `version`; history rows and events for what changed.
     """
-    if status not in Status.values:
-        raise ValidationError({"status": "Choose Open, Won, Lost or Abandoned."})
-    if status == Status.LOST:
-        if lost_reason is None:
-            raise ValidationError({"lost_reason": "Choose why this opportunity was lost."})
-        if not lost_reason.is_active:
-            raise ValidationError({"lost_reason": "That lost reason is no longer offered."})
-    else:
-        lost_reason = None
-    if status == opportunity.status and lost_reason == opportunity.lost_reason:
+    ensure_may_change(user, opportunity)
+    lost_reason = check_status(status, lost_reason)
+    if not status_is_new(opportunity, status, lost_reason):
         raise ValidationError({"status": f"This opportunity is already {Status(status).label}."})
-    if opportunity.version != version:
-        raise StaleVersion(opportunity.pk)
-
-    now = timezone.now()
-    closed_at = None
-    if status in CLOSED_STATUSES:
-        # Changing only the lost reason keeps the original close date.
-        closed_at = opportunity.closed_at if opportunity.status == status else now
-    updated = Opportunity.objects.filter(pk=opportunity.pk, version=version).update(
-        status=status,
-        lost_reason=lost_reason,
-        status_changed_at=now,
-        closed_at=closed_at,
-        updated_at=now,
-        version=F("version") + 1,
-    )
-    if not updated:
-        raise StaleVersion(opportunity.pk)
-    history_record(
-        opportunity=opportunity,
-        user=user,
-        from_stage_id=opportunity.stage_id,
-        to_stage_id=opportunity.stage_id,
-        from_status=opportunity.status,
-        to_status=status,
-        at=now,
-    )
-    opportunity.status, opportunity.lost_reason = status, lost_reason
-    opportunity.status_changed_at, opportunity.closed_at = now, closed_at
-    opportunity.version, opportunity.updated_at = version + 1, now
-    return opportunity
+    changes = {"status": status, "lost_reason": lost_reason}
+    return opportunity_write(opportunity=opportunity, version=version, user=user, changes=changes)

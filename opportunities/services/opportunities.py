@@ -1,21 +1,55 @@
-"""Creating opportunities."""
+"""Creating, editing and deleting opportunities.
 
-from decimal import Decimal
+Each function is the only way to make its kind of change, whoever asks (board, record,
+list, import, admin, API, automation, demo seeding): it checks the actor's permission and
+visibility, validates, writes through `opportunity_write` (version guard, history,
+events) and raises ValidationError / PermissionDenied / StaleVersion /
+Opportunity.DoesNotExist for the caller to turn into 422 / 403 / 409 / 404.
+"""
+
+import copy
+from decimal import Decimal, InvalidOperation
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from opportunities.models import (
-    CLOSED_STATUSES,
-    Contact,
-    LostReason,
-    Opportunity,
-    Status,
-)
-from opportunities.services.history import history_record
+from opportunities.errors import StaleVersion
+from opportunities.models import CLOSED_STATUSES, Contact, LostReason, Opportunity, Status
+from opportunities.services.access import ensure_may_change, ensure_permission
+from opportunities.services.changes import changes_record, deletions_record
 from opportunities.services.moves import rank_for_drop
+from opportunities.services.writing import check_status, lock_stages, money, opportunity_write
 from pipelines.models import Pipeline, Stage
+
+# Passed for a field the caller does not change.
+UNCHANGED = object()
+
+
+def _money_or_error(value) -> Decimal:
+    try:
+        amount = money(value)
+    except (InvalidOperation, TypeError, ValueError):
+        raise ValidationError({"value": "Enter a number."}) from None
+    if amount < 0:
+        raise ValidationError({"value": "The value cannot be negative."})
+    return amount
+
+
+def first_stage(pipeline: Pipeline) -> Stage:
+    stage = pipeline.stages.order_by("position", "id").first()
+    if stage is None:
+        raise ValidationError({"stage": f"The pipeline “{pipeline}” has no stages yet."})
+    return stage
+
+
+def _check_place(pipeline: Pipeline, stage: Stage | None) -> Stage:
+    if pipeline.is_archived:
+        raise ValidationError({"pipeline": "That pipeline is archived."})
+    stage = stage or first_stage(pipeline)
+    if stage.pipeline_id != pipeline.pk:
+        raise ValidationError({"stage": "That stage belongs to another pipeline."})
+    return stage
 
 
 @transaction.atomic
@@ -34,26 +68,20 @@ def opportunity_create(
 ) -> Opportunity:
     """Create an opportunity at the top of its stage's column.
 
-    Invariants: the stage belongs to the pipeline (default: the pipeline's first stage);
-    a lost reason iff Lost; a history row records where the opportunity started.
+    Invariants: the pipeline is not archived and the stage belongs to it (default: its
+    first stage); a lost reason (an active one) iff Lost; a "created" history row and an
+    OpportunityCreate event.
     """
-    if stage is None:
-        stage = pipeline.stages.order_by("position", "id").first()
-        if stage is None:
-            raise ValidationError({"stage": f"The pipeline “{pipeline}” has no stages yet."})
-    if stage.pipeline_id != pipeline.pk:
-        raise ValidationError({"stage": "That stage belongs to another pipeline."})
-    if status == Status.LOST and lost_reason is None:
-        raise ValidationError({"lost_reason": "Choose why this opportunity was lost."})
-    if status != Status.LOST:
-        lost_reason = None
-
+    ensure_permission(user, "add_opportunity")
+    stage = _check_place(pipeline, stage)
+    lost_reason = check_status(status, lost_reason)
+    lock_stages(stage.pk)
     now = timezone.now()
     opportunity = Opportunity(
-        name=name,
+        name=name.strip(),
         pipeline=pipeline,
         stage=stage,
-        value=value,
+        value=_money_or_error(value),
         contact=contact,
         source=source.strip(),
         assigned_to=assigned_to,
@@ -63,27 +91,108 @@ def opportunity_create(
         stage_entered_at=now,
         status_changed_at=now if status != Status.OPEN else None,
         closed_at=now if status in CLOSED_STATUSES else None,
+        days_to_close=0 if status in CLOSED_STATUSES else None,
         created_at=now,
         updated_at=now,
     )
-    opportunity.full_clean()
+    opportunity.full_clean(exclude=["pipeline", "stage", "lost_reason"])
     opportunity.save(force_insert=True)
-    history_record(
-        opportunity=opportunity,
-        user=user,
-        from_stage_id=None,
-        to_stage_id=stage.pk,
-        from_status="",
-        to_status=status,
-        at=now,
-    )
+    changes_record(user=user, items=[(None, opportunity)], at=now)
     return opportunity
 
 
-def contact_create(*, name: str, email: str = "", phone: str = "", company: str = "") -> Contact:
-    contact = Contact(
-        name=name.strip(), email=email.strip(), phone=phone.strip(), company=company.strip()
-    )
-    contact.full_clean()
-    contact.save()
-    return contact
+@transaction.atomic
+def opportunity_update(
+    *,
+    opportunity: Opportunity,
+    user,
+    version: int | None = None,
+    name=UNCHANGED,
+    value=UNCHANGED,
+    source=UNCHANGED,
+    assigned_to=UNCHANGED,
+    contact=UNCHANGED,
+    pipeline=UNCHANGED,
+    stage=UNCHANGED,
+    status=UNCHANGED,
+    lost_reason=UNCHANGED,
+) -> Opportunity:
+    """Change any of the deal's fields at once (record form, admin, API, automation).
+
+    Invariants: written only if the stored version still equals `version` (None: the
+    version the caller read); the stage belongs to the (possibly new) pipeline, which is
+    not archived (a new pipeline without a stage means its first stage); a changed stage
+    puts the card at the top of its new column; a lost reason (active) iff Lost; value
+    >= 0; one history row per tracked field that changed and the matching events.
+    """
+    ensure_may_change(user, opportunity)
+    version = opportunity.version if version is None else version
+    given = {
+        "name": name,
+        "value": value,
+        "source": source,
+        "assigned_to": assigned_to,
+        "contact": contact,
+        "pipeline": pipeline,
+        "stage": stage,
+        "status": status,
+        "lost_reason": lost_reason,
+    }
+    changes = {
+        key: given_value for key, given_value in given.items() if given_value is not UNCHANGED
+    }
+    if "name" in changes:
+        changes["name"] = changes["name"].strip()
+    if "source" in changes:
+        changes["source"] = changes["source"].strip()
+    if "value" in changes:
+        changes["value"] = _money_or_error(changes["value"])
+
+    target_pipeline = changes.get("pipeline", opportunity.pipeline)
+    if "pipeline" in changes and changes["pipeline"].pk != opportunity.pipeline_id:
+        changes["stage"] = _check_place(target_pipeline, changes.get("stage"))
+    elif "stage" in changes and changes["stage"].pipeline_id != opportunity.pipeline_id:
+        raise ValidationError({"stage": "That stage belongs to another pipeline."})
+
+    if "status" in changes or "lost_reason" in changes:
+        changes["lost_reason"] = check_status(
+            changes.get("status", opportunity.status),
+            changes.get("lost_reason", opportunity.lost_reason),
+            current=opportunity.lost_reason,
+        )
+
+    candidate = copy.copy(opportunity)
+    for attr, new in changes.items():
+        setattr(candidate, attr, new)
+    candidate.full_clean(exclude=["pipeline", "stage", "status", "lost_reason", "rank"])
+
+    # Keep only what really changes, so an unchanged form writes nothing new.
+    changes = {
+        attr: new
+        for attr, new in changes.items()
+        if _stored(opportunity, attr) != _stored(candidate, attr)
+    }
+    if not changes:
+        return opportunity
+    if "stage" in changes:
+        lock_stages(changes["stage"].pk)
+        changes["rank"] = rank_for_drop(changes["stage"], moving_id=opportunity.pk)
+    return opportunity_write(opportunity=opportunity, version=version, user=user, changes=changes)
+
+
+def _stored(opportunity: Opportunity, attr: str):
+    field = Opportunity._meta.get_field(attr)
+    return getattr(opportunity, field.attname)
+
+
+@transaction.atomic
+def opportunity_delete(*, opportunity: Opportunity, user, version: int | None = None) -> None:
+    """Delete a deal with its notes, tasks and history (its communications stay on the
+    contact). Invariants: permission to delete and visibility; refused if stale; an
+    OpportunityDelete event announces it."""
+    ensure_may_change(user, opportunity, "delete_opportunity")
+    version = opportunity.version if version is None else version
+    deleted, _ = Opportunity.objects.filter(pk=opportunity.pk, version=version).delete()
+    if not deleted:
+        raise StaleVersion(opportunity.pk)
+    deletions_record(user=user, opportunities=[opportunity])

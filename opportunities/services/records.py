@@ -11,6 +11,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from opportunities.models import Communication, CommunicationKind, Note, Opportunity, Task
+from opportunities.selectors import opportunity_is_visible_to
+from opportunities.services.access import ensure_visible
 
 
 def _require(user, permission: str, message: str) -> None:
@@ -27,6 +29,7 @@ def _own_note(note: Note, user) -> None:
 def note_create(*, opportunity: Opportunity, author, body: str) -> Note:
     """Invariant: a note has an author and a non-blank body."""
     _require(author, "add_note", "You are not allowed to add notes.")
+    ensure_visible(author, opportunity)
     now = timezone.now()
     note = Note(opportunity=opportunity, author=author, body=body.strip(), created_at=now)
     note.updated_at = now
@@ -39,6 +42,7 @@ def note_create(*, opportunity: Opportunity, author, body: str) -> Note:
 def note_update(*, note: Note, user, body: str) -> Note:
     """Invariant: only the author edits a note; the body stays non-blank."""
     _require(user, "change_note", "You are not allowed to edit notes.")
+    ensure_visible(user, note.opportunity)
     _own_note(note, user)
     note.body = body.strip()
     note.updated_at = timezone.now()
@@ -51,6 +55,7 @@ def note_update(*, note: Note, user, body: str) -> Note:
 def note_delete(*, note: Note, user) -> None:
     """Invariant: only the author deletes a note."""
     _require(user, "delete_note", "You are not allowed to delete notes.")
+    ensure_visible(user, note.opportunity)
     _own_note(note, user)
     note.delete()
 
@@ -66,11 +71,17 @@ def task_create(
 ) -> Task:
     """Invariant: a new task is open and assigned (by default to the opportunity's owner)."""
     _require(user, "add_task", "You are not allowed to add tasks.")
+    ensure_visible(user, opportunity)
+    assigned_to = assigned_to if assigned_to is not None else opportunity.assigned_to
+    if assigned_to is not None and not opportunity_is_visible_to(assigned_to, opportunity):
+        # Their "My tasks" would never show it.
+        name = assigned_to.get_full_name() or assigned_to.username
+        raise ValidationError({"assigned_to": f"{name} cannot see this opportunity."})
     task = Task(
         opportunity=opportunity,
         title=title.strip(),
         due_on=due_on,
-        assigned_to=assigned_to if assigned_to is not None else opportunity.assigned_to,
+        assigned_to=assigned_to,
         created_by=user if user.is_authenticated else None,
     )
     task.full_clean()
@@ -82,6 +93,7 @@ def task_create(
 def task_set_done(*, task: Task, user, done: bool) -> Task:
     """Invariant: done_at is set when done and cleared when reopened; unchanged if already so."""
     _require(user, "change_task", "You are not allowed to change tasks.")
+    ensure_visible(user, task.opportunity)
     if done and task.done_at is None:
         task.done_at = timezone.now()
     elif not done:
@@ -105,6 +117,7 @@ def communication_log(
     and remembers the opportunity it was logged from.
     """
     _require(user, "add_communication", "You are not allowed to log communication.")
+    ensure_visible(user, opportunity)
     if opportunity.contact_id is None:
         raise ValidationError({"summary": "Add a contact to this opportunity first."})
     if kind not in CommunicationKind.values:

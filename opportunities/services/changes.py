@@ -1,0 +1,187 @@
+"""What changed in a write, computed once: history rows and events come from it.
+
+Every service (and the bulk paths: import, demo seeding) takes a `snapshot` of a deal
+before changing it and hands (snapshot, changed deal) to `changes_record`, which writes
+one history row per tracked field that changed and the events that announce the change,
+in a bounded number of statements however many deals are in the batch.
+"""
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.utils import timezone
+
+from opportunities.events import events_append
+from opportunities.models import (
+    EventType,
+    Opportunity,
+    OpportunityEvent,
+    OpportunityHistory,
+    TrackedField,
+)
+from opportunities.serializers import opportunity_as_api
+
+# Model attribute -> (name in events and the API, history field or None, specific event).
+WATCHED = {
+    "stage_id": ("pipelineStageId", TrackedField.STAGE, EventType.STAGE_UPDATE),
+    "status": ("status", TrackedField.STATUS, EventType.STATUS_UPDATE),
+    "value": ("monetaryValue", TrackedField.VALUE, EventType.VALUE_UPDATE),
+    "assigned_to_id": ("assignedTo", TrackedField.OWNER, EventType.ASSIGNED_TO_UPDATE),
+    "pipeline_id": ("pipelineId", TrackedField.PIPELINE, None),
+    "lost_reason_id": ("lostReasonId", TrackedField.LOST_REASON, None),
+    "name": ("name", None, None),
+    "source": ("source", None, None),
+    "contact_id": ("contactId", None, None),
+    "rank": ("position", None, None),
+}
+
+
+def snapshot(opportunity: Opportunity) -> dict:
+    """The watched values of a deal, taken before it changes."""
+    return {attr: getattr(opportunity, attr) for attr in WATCHED}
+
+
+def _as_json(value):
+    if isinstance(value, Decimal):
+        return float(value)
+    return value
+
+
+def _as_text(value) -> str:
+    return "" if value is None else str(value)
+
+
+@dataclass
+class Change:
+    opportunity: Opportunity
+    before: dict | None
+    fields: dict = field(default_factory=dict)  # attr -> (old, new)
+
+    @property
+    def created(self) -> bool:
+        return self.before is None
+
+    def event_types(self) -> list[str]:
+        if self.created:
+            return [EventType.CREATE]
+        types = [WATCHED[attr][2] for attr in self.fields if WATCHED[attr][2]]
+        # Anything else (name, source, contact, pipeline, lost reason, a reorder) is
+        # announced as a general update; the rank that comes with a stage change is not.
+        others = set(self.fields) - {a for a in self.fields if WATCHED[a][2]}
+        if "stage_id" in self.fields:
+            others.discard("rank")
+        if others:
+            types.append(EventType.UPDATE)
+        return types
+
+    def payload_changes(self) -> dict:
+        return {
+            WATCHED[attr][0]: {"old": _as_json(old), "new": _as_json(new)}
+            for attr, (old, new) in self.fields.items()
+        }
+
+
+def diff(before: dict | None, opportunity: Opportunity) -> Change:
+    change = Change(opportunity=opportunity, before=before)
+    if before is not None:
+        for attr, old in before.items():
+            new = getattr(opportunity, attr)
+            if old != new:
+                change.fields[attr] = (old, new)
+    return change
+
+
+def _history_rows(change: Change, user, at) -> list[OpportunityHistory]:
+    opportunity = change.opportunity
+    common = {
+        "opportunity": opportunity,
+        "user": user,
+        "at": at,
+        "from_stage_id": opportunity.stage_id,
+        "to_stage_id": opportunity.stage_id,
+        "from_status": opportunity.status,
+        "to_status": opportunity.status,
+    }
+    if change.created:
+        return [
+            OpportunityHistory(
+                **common | {"field": TrackedField.CREATED, "from_stage_id": None, "from_status": ""}
+            )
+        ]
+    rows = []
+    for attr, (old, new) in change.fields.items():
+        tracked = WATCHED[attr][1]
+        if tracked is None:
+            continue
+        row = OpportunityHistory(**common, field=tracked)
+        if tracked == TrackedField.STAGE:
+            row.from_stage_id = old
+        elif tracked == TrackedField.STATUS:
+            row.from_status = old
+        else:
+            row.old_value, row.new_value = _as_text(old), _as_text(new)
+        rows.append(row)
+    return rows
+
+
+def history_rows(*, before: dict | None, after: Opportunity, user, at) -> list[OpportunityHistory]:
+    """The history rows of one change, unsaved (for replaying past changes in bulk)."""
+    return _history_rows(diff(before, after), user, at)
+
+
+def changes_record(
+    *, user, items: list[tuple[dict | None, Opportunity]], at=None, history: bool = True
+) -> list[Change]:
+    """Write the history rows and events for a batch of changed (or created) deals.
+
+    `items` pairs the snapshot taken before the write (None for a new deal) with the
+    deal as written. Deals that did not change write nothing. Call it after the writes,
+    as the last step of the transaction (events take the append lock). `history=False`
+    only for callers that wrote the history themselves with `history_rows` (replays).
+    """
+    at = at or timezone.now()
+    actor = user if getattr(user, "is_authenticated", False) else None
+    changes = [diff(before, opportunity) for before, opportunity in items]
+    changes = [change for change in changes if change.created or change.fields]
+    if history:
+        rows = [row for change in changes for row in _history_rows(change, actor, at)]
+        OpportunityHistory.objects.bulk_create(rows, batch_size=500)
+    events = []
+    for change in changes:
+        payload = None
+        for event_type in change.event_types():
+            payload = payload or {
+                "opportunity": opportunity_as_api(change.opportunity),
+                "changes": change.payload_changes(),
+            }
+            events.append(
+                OpportunityEvent(
+                    type=event_type,
+                    opportunity_id=change.opportunity.pk,
+                    pipeline_id=change.opportunity.pipeline_id,
+                    actor=actor,
+                    created_at=at,
+                    payload=payload,
+                )
+            )
+    events_append(events)
+    return changes
+
+
+def deletions_record(*, user, opportunities: list[Opportunity], at=None) -> None:
+    """Announce deals about to be deleted (their history goes with them)."""
+    at = at or timezone.now()
+    actor = user if getattr(user, "is_authenticated", False) else None
+    events_append(
+        [
+            OpportunityEvent(
+                type=EventType.DELETE,
+                opportunity_id=opportunity.pk,
+                pipeline_id=opportunity.pipeline_id,
+                actor=actor,
+                created_at=at,
+                payload={"opportunity": opportunity_as_api(opportunity), "changes": {}},
+            )
+            for opportunity in opportunities
+        ]
+    )

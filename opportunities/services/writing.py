@@ -1,0 +1,100 @@
+"""The one place an existing opportunity row is written.
+
+`opportunity_write` applies a set of field changes with the optimistic lock and records
+what changed (history + events). The services decide *what* to change and check who may;
+this module decides *how*: lock order, version guard, timestamps that follow from the
+change, and the diff.
+
+Lock order, everywhere: the stage rows a write needs (by id, FOR NO KEY UPDATE), then the
+opportunity row (taken by the guarded UPDATE), then the event-log append lock. NO KEY
+UPDATE because history rows reference stages: their foreign-key checks take KEY SHARE
+locks, which a plain FOR UPDATE would block (two crossing moves deadlocked that way).
+"""
+
+from decimal import Decimal
+
+from django.core.exceptions import ValidationError
+from django.db.models import F
+from django.utils import timezone
+
+from opportunities.errors import StaleVersion
+from opportunities.models import CLOSED_STATUSES, Opportunity, Status
+from opportunities.services.changes import changes_record, snapshot
+from pipelines.models import Stage
+
+
+def lock_stages(*stage_ids: int) -> None:
+    ids = sorted({pk for pk in stage_ids if pk})
+    if ids:
+        list(
+            Stage.objects.select_for_update(no_key=True)
+            .filter(pk__in=ids)
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+
+
+def money(value) -> Decimal:
+    return Decimal(value).quantize(Decimal("0.01"))
+
+
+def follow_status(opportunity: Opportunity, status: str, now) -> dict:
+    """The timestamps a status change implies (closing date, days to close)."""
+    if status == opportunity.status:
+        return {}
+    changes = {"status_changed_at": now, "closed_at": None, "days_to_close": None}
+    if status in CLOSED_STATUSES:
+        changes["closed_at"] = now
+        changes["days_to_close"] = max((now - opportunity.created_at).days, 0)
+    return changes
+
+
+def opportunity_write(
+    *, opportunity: Opportunity, version: int, user, changes: dict, now=None
+) -> Opportunity:
+    """Apply `changes` (model attribute -> value) if `version` is still current.
+
+    Raises StaleVersion and changes nothing when someone wrote first. On success the
+    instance carries the new values and version, and history and events are written.
+    """
+    now = now or timezone.now()
+    if opportunity.version != version:
+        raise StaleVersion(opportunity.pk)
+    if "status" in changes:
+        changes = follow_status(opportunity, changes["status"], now) | changes
+    if "stage" in changes and changes["stage"].pk != opportunity.stage_id:
+        changes.setdefault("stage_entered_at", now)
+    before = snapshot(opportunity)
+    updated = Opportunity.objects.filter(pk=opportunity.pk, version=version).update(
+        **changes, updated_at=now, version=F("version") + 1
+    )
+    if not updated:
+        raise StaleVersion(opportunity.pk)
+    for attr, value in changes.items():
+        setattr(opportunity, attr, value)
+    opportunity.updated_at, opportunity.version = now, version + 1
+    changes_record(user=user, items=[(before, opportunity)], at=now)
+    return opportunity
+
+
+def check_status(status: str, lost_reason, *, current=None):
+    """The lost reason a status keeps: an active one iff Lost, else none.
+
+    A retired reason the deal already has may stay (editing an old lost deal's name must
+    not force a new reason); choosing a retired one is refused.
+    """
+    if status not in Status.values:
+        raise ValidationError({"status": "Choose Open, Won, Lost or Abandoned."})
+    if status != Status.LOST:
+        return None
+    if lost_reason is None:
+        raise ValidationError({"lost_reason": "Choose why this opportunity was lost."})
+    if not lost_reason.is_active and lost_reason != current:
+        raise ValidationError({"lost_reason": "That lost reason is no longer offered."})
+    return lost_reason
+
+
+def status_is_new(opportunity: Opportunity, status: str, lost_reason) -> bool:
+    return status != opportunity.status or (
+        status == Status.LOST and lost_reason is not None and lost_reason != opportunity.lost_reason
+    )
