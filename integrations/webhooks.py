@@ -115,7 +115,7 @@ def subscription_set_active(
         update_fields=["is_active", "disabled_at", "disabled_reason", "failing_since"]
     )
     if active:
-        transaction.on_commit(sweep)
+        sweep()  # what waited while it was off goes out now
     return subscription
 
 
@@ -144,9 +144,8 @@ def delivery_redeliver(*, delivery: WebhookDelivery, user) -> WebhookDelivery:
     delivery.refresh_from_db()
     from integrations.tasks import deliver_webhooks
 
-    transaction.on_commit(
-        lambda: deliver_webhooks.enqueue(delivery.subscription_id, delivery.opportunity_id)
-    )
+    # Tasks are rows of this database: the job commits with the reset, or neither does.
+    deliver_webhooks.enqueue(delivery.subscription_id, delivery.opportunity_id)
     return delivery
 
 
