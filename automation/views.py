@@ -18,12 +18,17 @@ from opportunities.views.htmx import visible_opportunity_or_404
 @require_GET
 def bell(request):
     """The header bell: unread count and the latest notifications (htmx, polled)."""
+    return _bell(request)
+
+
+def _bell(request):
     return render(
         request,
         "automation/notifications.html#bell",
         {
             "unread": notifications.unread_count(request.user),
             "items": notifications.notifications_of(request.user, limit=8),
+            "can_manage_rules": request.user.has_perm("automation.view_rule"),
         },
     )
 
@@ -47,7 +52,7 @@ def notification_list(request):
 def mark_all_read(request):
     notifications.mark_all_read(user=request.user)
     if request.htmx:
-        return bell(request)
+        return _bell(request)
     return redirect("automation:notifications")
 
 

@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "opportunities",
     "django_tasks_db",
     "integrations",
+    "automation",
 ]
 
 MIDDLEWARE = [
@@ -240,11 +241,12 @@ EVENT_RETENTION_DAYS = int(os.environ.get("EVENT_RETENTION_DAYS", "30"))
 TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 # Consumers of the event log, each `consume(events) -> None`, fed by `manage.py pump_events`
 # in order, each with its own cursor advanced in the same transaction as its work.
-EVENT_CONSUMERS = ["integrations.webhooks.consume"]
+EVENT_CONSUMERS = ["integrations.webhooks.consume", "automation.engine.consume"]
 # (dotted path of a function, interval in seconds): started by the pump on the worker.
 PERIODIC_JOBS = [
     ("integrations.jobs.prune_events", 24 * 3600),
     ("integrations.webhooks.sweep", 60),
+    ("automation.engine.stale_check", 15 * 60),
 ]
 # REST API (/api/v1/): requests per token per window, as HighLevel (100 per 10 s).
 API_RATE_LIMIT = (int(os.environ.get("API_RATE_LIMIT", "100")), 10)
@@ -255,3 +257,24 @@ WEBHOOKS_TIMEOUT = 10
 # Retries back off exponentially for about a day; an endpoint failing that long is disabled.
 WEBHOOKS_RETRY_FOR = 24 * 3600
 WEBHOOKS_DISABLE_AFTER = 24 * 3600
+
+# E-mail (notifications, e-mails to contacts) through Django 6.1's mailers. Development
+# prints mails on the console; EMAIL_HOST (or DJANGO_DEBUG=0) switches to SMTP.
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Pipeline CRM <crm@localhost>")
+_email_host = os.environ.get("EMAIL_HOST", "")
+if _email_host or not DEBUG:
+    _smtp = {
+        "host": _email_host or "localhost",
+        "username": os.environ.get("EMAIL_HOST_USER", ""),
+        "password": os.environ.get("EMAIL_HOST_PASSWORD", ""),
+        "use_tls": env_bool("EMAIL_USE_TLS", False),
+        "use_ssl": env_bool("EMAIL_USE_SSL", False),
+        "timeout": 10,
+    }
+    if os.environ.get("EMAIL_PORT"):
+        _smtp["port"] = int(os.environ["EMAIL_PORT"])
+    MAILERS = {
+        "default": {"BACKEND": "django.core.mail.backends.smtp.EmailBackend", "OPTIONS": _smtp}
+    }
+else:
+    MAILERS = {"default": {"BACKEND": "django.core.mail.backends.console.EmailBackend"}}

@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from automation import engine
+from automation.demo import seed_demo_rules
 from automation.models import (
     Action,
     ActionKind,
@@ -564,3 +565,22 @@ def test_bad_rules_are_refused_with_a_message(sales):
         with pytest.raises(ValidationError) as refused:
             action.full_clean()
         assert field in refused.value.message_dict or "title" in refused.value.message_dict, field
+
+
+# Demo data
+
+
+def test_seed_automation_creates_the_two_demo_rules_once(sales):
+    pipeline, stages, rep, boss, deal = sales
+    factories.manager(username="manager")
+    first = seed_demo_rules()
+    assert seed_demo_rules() == first
+    proposal, stale = first
+    assert (proposal.trigger, proposal.stage, proposal.enabled) == (
+        Trigger.STAGE_ENTERED,
+        stages[2],
+        True,
+    )
+    assert proposal.actions.get().title == "Send the proposal"
+    assert (stale.trigger, stale.stale_days) == (Trigger.STALE, 30)
+    assert Rule.objects.count() == 2

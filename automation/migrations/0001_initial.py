@@ -8,139 +8,428 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('auth', '0012_alter_user_first_name_max_length'),
-        ('opportunities', '0006_write_path_event_log'),
-        ('pipelines', '0001_initial'),
+        ("auth", "0012_alter_user_first_name_max_length"),
+        ("opportunities", "0006_write_path_event_log"),
+        ("pipelines", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='CausedEvent',
+            name="CausedEvent",
             fields=[
-                ('event_id', models.BigIntegerField(primary_key=True, serialize=False)),
-                ('chain', models.JSONField(default=list)),
+                ("event_id", models.BigIntegerField(primary_key=True, serialize=False)),
+                ("chain", models.JSONField(default=list)),
             ],
         ),
         migrations.CreateModel(
-            name='NotificationSetting',
+            name="NotificationSetting",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('email', models.BooleanField(default=True, help_text='Also send notifications by e-mail.')),
-                ('user', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='notification_setting', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "email",
+                    models.BooleanField(
+                        default=True, help_text="Also send notifications by e-mail."
+                    ),
+                ),
+                (
+                    "user",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="notification_setting",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Rule',
+            name="Rule",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=120)),
-                ('enabled', models.BooleanField(default=True)),
-                ('position', models.PositiveIntegerField(default=0, help_text='Rules run in this order.')),
-                ('trigger', models.CharField(choices=[('created', 'Deal created'), ('stage_entered', 'Enters stage'), ('stage_left', 'Leaves stage'), ('status_became', 'Status becomes'), ('value_changed', 'Value changed'), ('owner_changed', 'Owner changed'), ('stale', 'Stale (days without a stage change)')], max_length=20)),
-                ('status', models.CharField(blank=True, choices=[('open', 'Open'), ('won', 'Won'), ('lost', 'Lost'), ('abandoned', 'Abandoned')], help_text='For “status becomes”.', max_length=20)),
-                ('stale_days', models.PositiveIntegerField(blank=True, help_text='For “stale”: days in the current stage without a stage change.', null=True, validators=[django.core.validators.MinValueValidator(1)])),
-                ('problem', models.CharField(blank=True, max_length=300)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('acting_user', models.ForeignKey(help_text='The rule acts as this user (same permissions and visibility).', on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('pipeline', models.ForeignKey(blank=True, help_text='Empty: every pipeline.', null=True, on_delete=django.db.models.deletion.CASCADE, related_name='automation_rules', to='pipelines.pipeline')),
-                ('stage', models.ForeignKey(blank=True, help_text='For “enters stage” and “leaves stage”.', null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='pipelines.stage')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=120)),
+                ("enabled", models.BooleanField(default=True)),
+                (
+                    "position",
+                    models.PositiveIntegerField(default=0, help_text="Rules run in this order."),
+                ),
+                (
+                    "trigger",
+                    models.CharField(
+                        choices=[
+                            ("created", "Deal created"),
+                            ("stage_entered", "Enters stage"),
+                            ("stage_left", "Leaves stage"),
+                            ("status_became", "Status becomes"),
+                            ("value_changed", "Value changed"),
+                            ("owner_changed", "Owner changed"),
+                            ("stale", "Stale (days without a stage change)"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("open", "Open"),
+                            ("won", "Won"),
+                            ("lost", "Lost"),
+                            ("abandoned", "Abandoned"),
+                        ],
+                        help_text="For “status becomes”.",
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "stale_days",
+                    models.PositiveIntegerField(
+                        blank=True,
+                        help_text="For “stale”: days in the current stage without a stage change.",
+                        null=True,
+                        validators=[django.core.validators.MinValueValidator(1)],
+                    ),
+                ),
+                ("problem", models.CharField(blank=True, max_length=300)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "acting_user",
+                    models.ForeignKey(
+                        help_text="The rule acts as this user (same permissions and visibility).",
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "pipeline",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="Empty: every pipeline.",
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="automation_rules",
+                        to="pipelines.pipeline",
+                    ),
+                ),
+                (
+                    "stage",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="For “enters stage” and “leaves stage”.",
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="pipelines.stage",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['position', 'id'],
+                "ordering": ["position", "id"],
             },
         ),
         migrations.CreateModel(
-            name='Condition',
+            name="Condition",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('value_gte', 'Value ≥'), ('value_lte', 'Value ≤'), ('source_is', 'Source is'), ('owner_is', 'Owner is'), ('owner_in_group', 'Owner is in group'), ('status_is', 'Status is')], max_length=20)),
-                ('value', models.CharField(blank=True, help_text='A number, a source or a status.', max_length=200)),
-                ('group', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='auth.group')),
-                ('user', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('rule', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='conditions', to='automation.rule')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("value_gte", "Value ≥"),
+                            ("value_lte", "Value ≤"),
+                            ("source_is", "Source is"),
+                            ("owner_is", "Owner is"),
+                            ("owner_in_group", "Owner is in group"),
+                            ("status_is", "Status is"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "value",
+                    models.CharField(
+                        blank=True, help_text="A number, a source or a status.", max_length=200
+                    ),
+                ),
+                (
+                    "group",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="auth.group",
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "rule",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="conditions",
+                        to="automation.rule",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['id'],
+                "ordering": ["id"],
             },
         ),
         migrations.CreateModel(
-            name='Action',
+            name="Action",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('position', models.PositiveIntegerField(default=0)),
-                ('kind', models.CharField(choices=[('create_task', 'Create a task'), ('assign_owner', 'Assign an owner'), ('move_stage', 'Move to stage'), ('set_status', 'Set status'), ('add_note', 'Add a note'), ('notify', 'Notify'), ('email_contact', 'E-mail the contact')], max_length=20)),
-                ('recipient', models.CharField(blank=True, choices=[('owner', "The deal's owner"), ('user', 'A named user'), ('group', 'A group (round-robin for owners; everyone for notifications)')], default='owner', max_length=10)),
-                ('title', models.CharField(blank=True, max_length=200)),
-                ('body', models.TextField(blank=True)),
-                ('due_in_days', models.IntegerField(blank=True, help_text='For tasks.', null=True)),
-                ('status', models.CharField(blank=True, choices=[('open', 'Open'), ('won', 'Won'), ('lost', 'Lost'), ('abandoned', 'Abandoned')], max_length=20)),
-                ('next_index', models.PositiveIntegerField(default=0, editable=False)),
-                ('group', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='auth.group')),
-                ('lost_reason', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='opportunities.lostreason')),
-                ('stage', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='pipelines.stage')),
-                ('user', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('rule', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='actions', to='automation.rule')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("position", models.PositiveIntegerField(default=0)),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("create_task", "Create a task"),
+                            ("assign_owner", "Assign an owner"),
+                            ("move_stage", "Move to stage"),
+                            ("set_status", "Set status"),
+                            ("add_note", "Add a note"),
+                            ("notify", "Notify"),
+                            ("email_contact", "E-mail the contact"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "recipient",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("owner", "The deal's owner"),
+                            ("user", "A named user"),
+                            (
+                                "group",
+                                "A group (round-robin for owners; everyone for notifications)",
+                            ),
+                        ],
+                        default="owner",
+                        max_length=10,
+                    ),
+                ),
+                ("title", models.CharField(blank=True, max_length=200)),
+                ("body", models.TextField(blank=True)),
+                ("due_in_days", models.IntegerField(blank=True, help_text="For tasks.", null=True)),
+                (
+                    "status",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("open", "Open"),
+                            ("won", "Won"),
+                            ("lost", "Lost"),
+                            ("abandoned", "Abandoned"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                ("next_index", models.PositiveIntegerField(default=0, editable=False)),
+                (
+                    "group",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="auth.group",
+                    ),
+                ),
+                (
+                    "lost_reason",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="opportunities.lostreason",
+                    ),
+                ),
+                (
+                    "stage",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="pipelines.stage",
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "rule",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="actions",
+                        to="automation.rule",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['position', 'id'],
+                "ordering": ["position", "id"],
             },
         ),
         migrations.CreateModel(
-            name='RuleRun',
+            name="RuleRun",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('event_id', models.BigIntegerField(blank=True, null=True)),
-                ('stale_since', models.DateTimeField(blank=True, null=True)),
-                ('chain', models.JSONField(blank=True, default=list)),
-                ('outcome', models.CharField(choices=[('pending', 'Pending'), ('done', 'Done'), ('refused', 'Refused'), ('skipped', 'Skipped'), ('failed', 'Failed')], max_length=10)),
-                ('results', models.JSONField(blank=True, default=list)),
-                ('attempts', models.PositiveSmallIntegerField(default=1)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('opportunity', models.ForeignKey(null=True, on_delete=django.db.models.deletion.CASCADE, related_name='automation_runs', to='opportunities.opportunity')),
-                ('rule', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='runs', to='automation.rule')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("event_id", models.BigIntegerField(blank=True, null=True)),
+                ("stale_since", models.DateTimeField(blank=True, null=True)),
+                ("chain", models.JSONField(blank=True, default=list)),
+                (
+                    "outcome",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("done", "Done"),
+                            ("refused", "Refused"),
+                            ("skipped", "Skipped"),
+                            ("failed", "Failed"),
+                        ],
+                        max_length=10,
+                    ),
+                ),
+                ("results", models.JSONField(blank=True, default=list)),
+                ("attempts", models.PositiveSmallIntegerField(default=1)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "opportunity",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="automation_runs",
+                        to="opportunities.opportunity",
+                    ),
+                ),
+                (
+                    "rule",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="runs",
+                        to="automation.rule",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-id'],
+                "ordering": ["-id"],
             },
         ),
         migrations.CreateModel(
-            name='Notification',
+            name="Notification",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('text', models.CharField(max_length=300)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('read_at', models.DateTimeField(blank=True, null=True)),
-                ('opportunity', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='opportunities.opportunity')),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='notifications', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("text", models.CharField(max_length=300)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("read_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "opportunity",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="opportunities.opportunity",
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="notifications",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-id'],
-                'indexes': [models.Index(fields=['user', 'read_at', 'id'], name='notification_unread')],
+                "ordering": ["-id"],
+                "indexes": [
+                    models.Index(fields=["user", "read_at", "id"], name="notification_unread")
+                ],
             },
         ),
         migrations.AddIndex(
-            model_name='rule',
-            index=models.Index(fields=['enabled', 'trigger'], name='rule_enabled_trigger'),
+            model_name="rule",
+            index=models.Index(fields=["enabled", "trigger"], name="rule_enabled_trigger"),
         ),
         migrations.AddIndex(
-            model_name='rulerun',
-            index=models.Index(fields=['opportunity', 'id'], name='rulerun_opportunity'),
+            model_name="rulerun",
+            index=models.Index(fields=["opportunity", "id"], name="rulerun_opportunity"),
         ),
         migrations.AddIndex(
-            model_name='rulerun',
-            index=models.Index(condition=models.Q(('outcome', 'pending')), fields=['id'], name='rulerun_pending'),
+            model_name="rulerun",
+            index=models.Index(
+                condition=models.Q(("outcome", "pending")), fields=["id"], name="rulerun_pending"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='rulerun',
-            constraint=models.UniqueConstraint(condition=models.Q(('event_id__isnull', False)), fields=('rule', 'event_id'), name='rulerun_once_per_event'),
+            model_name="rulerun",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("event_id__isnull", False)),
+                fields=("rule", "event_id"),
+                name="rulerun_once_per_event",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='rulerun',
-            constraint=models.UniqueConstraint(condition=models.Q(('stale_since__isnull', False)), fields=('rule', 'opportunity', 'stale_since'), name='rulerun_once_per_stale_spell'),
+            model_name="rulerun",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("stale_since__isnull", False)),
+                fields=("rule", "opportunity", "stale_since"),
+                name="rulerun_once_per_stale_spell",
+            ),
         ),
     ]

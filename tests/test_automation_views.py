@@ -1,0 +1,120 @@
+"""The bell, the notifications page, the deal's e-mail form and Settings → Automation."""
+
+import pytest
+from django.core import mail
+from django.urls import reverse
+
+from automation.models import Notification, NotificationSetting, Rule, Trigger
+from opportunities.models import Communication
+from tests import factories
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def rep_client(client):
+    rep = factories.rep(username="rep")
+    client.force_login(rep)
+    return client, rep
+
+
+def test_the_bell_shows_the_unread_count_and_the_latest(rep_client):
+    client, rep = rep_client
+    deal = factories.OpportunityFactory(assigned_to=rep)
+    Notification.objects.create(user=rep, opportunity=deal, text="Deal is stale")
+    Notification.objects.create(user=factories.rep(), text="not mine")
+    page = client.get(reverse("automation:bell"), headers={"HX-Request": "true"})
+    html = page.content.decode()
+    assert 'data-testid="bell-count">1<' in html
+    assert "Deal is stale" in html
+    assert reverse("opportunities:detail", args=[deal.pk]) in html
+    assert "not mine" not in html
+
+
+def test_mark_all_read_empties_the_count(rep_client):
+    client, rep = rep_client
+    Notification.objects.create(user=rep, text="one")
+    Notification.objects.create(user=rep, text="two")
+    answer = client.post(reverse("automation:mark_all_read"), headers={"HX-Request": "true"})
+    assert answer.status_code == 200
+    assert "bell-count" not in answer.content.decode()
+    assert not Notification.objects.filter(read_at__isnull=True).exists()
+
+
+def test_a_user_turns_notification_emails_off(rep_client):
+    client, rep = rep_client
+    client.post(reverse("automation:email_setting"), {})
+    assert NotificationSetting.objects.get(user=rep).email is False
+    client.post(reverse("automation:email_setting"), {"email": "on"})
+    assert NotificationSetting.objects.get(user=rep).email is True
+
+
+def test_the_base_page_loads_the_bell_lazily(rep_client):
+    client, _ = rep_client
+    page = client.get(reverse("automation:notifications"))
+    assert reverse("automation:bell") in page.content.decode()
+
+
+def test_sending_an_email_to_the_contact_logs_it(rep_client):
+    client, rep = rep_client
+    deal = factories.OpportunityFactory(assigned_to=rep)
+    answer = client.post(
+        reverse("automation:email", args=[deal.pk]),
+        {"subject": "About {deal}", "body": "Hi {first_name}"},
+        headers={"HX-Request": "true"},
+    )
+    assert answer.status_code == 200
+    assert mail.outbox[0].subject == f"About {deal.name}"
+    assert mail.outbox[0].to == [deal.contact.email]
+    assert Communication.objects.get(opportunity=deal).kind == "email"
+
+
+def test_emailing_a_contact_without_address_is_refused_with_a_message(rep_client):
+    client, rep = rep_client
+    deal = factories.OpportunityFactory(assigned_to=rep, contact__email="")
+    answer = client.post(
+        reverse("automation:email", args=[deal.pk]),
+        {"subject": "Hi", "body": "Hello"},
+        headers={"HX-Request": "true"},
+    )
+    assert answer.status_code == 422
+    assert "has no e-mail address" in answer.content.decode()
+    assert not mail.outbox
+    assert not Communication.objects.exists()
+
+
+def test_an_unknown_placeholder_is_refused(rep_client):
+    client, rep = rep_client
+    deal = factories.OpportunityFactory(assigned_to=rep)
+    answer = client.post(
+        reverse("automation:email", args=[deal.pk]), {"subject": "Hi {nickname}", "body": "x"}
+    )
+    assert answer.status_code == 422
+    assert "Unknown placeholder {nickname}" in answer.content.decode()
+
+
+def test_another_reps_deal_cannot_be_emailed(rep_client):
+    client, _ = rep_client
+    deal = factories.OpportunityFactory(assigned_to=factories.rep())
+    answer = client.post(
+        reverse("automation:email", args=[deal.pk]), {"subject": "Hi", "body": "x"}
+    )
+    assert answer.status_code == 404
+    assert not mail.outbox
+
+
+def test_managers_see_and_toggle_rules_and_reps_do_not(client):
+    manager = factories.manager()
+    rule = Rule.objects.create(name="Nudge", trigger=Trigger.CREATED, acting_user=manager)
+    rep = factories.rep()
+    client.force_login(rep)
+    assert client.get(reverse("automation:rules")).status_code == 403
+    assert client.post(reverse("automation:rule_toggle", args=[rule.pk])).status_code == 403
+
+    client.force_login(manager)
+    page = client.get(reverse("automation:rules"))
+    assert page.status_code == 200
+    assert "Nudge" in page.content.decode()
+    client.post(reverse("automation:rule_toggle", args=[rule.pk]))
+    rule.refresh_from_db()
+    assert rule.enabled is False
