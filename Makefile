@@ -25,6 +25,7 @@ install: $(VENV)/.installed node_modules/.installed
 run: install
 	$(PY) manage.py migrate --no-input
 	$(PY) manage.py seed_demo
+	$(PY) manage.py seed_automation
 	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} DJANGO_PLAIN_STATIC=0 $(PY) manage.py collectstatic --no-input -v0
 	@echo "Demo logins: admin / manager / rep / rep2, password: $${DEMO_PASSWORD:-pipeline-demo}"
 	@echo "Open http://$(HOST):$(PORT)/"
@@ -34,6 +35,7 @@ run: install
 dev: install
 	$(PY) manage.py migrate --no-input
 	$(PY) manage.py seed_demo
+	$(PY) manage.py seed_automation
 	$(PY) manage.py runserver $(HOST):$(PORT)
 
 # Debian's Chromium for the browser tests (Playwright cannot download its own here).
