@@ -38,7 +38,10 @@ WATCHED = {
 
 def snapshot(opportunity: Opportunity) -> dict:
     """The watched values of a deal, taken before it changes."""
-    return {attr: getattr(opportunity, attr) for attr in WATCHED}
+    values = {attr: getattr(opportunity, attr) for attr in WATCHED}
+    # An instance built in memory may hold 10 where the database holds 10.00.
+    values["value"] = Decimal(values["value"]).quantize(Decimal("0.01"))
+    return values
 
 
 def _as_json(value):
