@@ -71,6 +71,7 @@ EXPECTED: dict[str, Expect] = {
     "opportunities:status":         E(get=ALL_405, post=P400),
     "opportunities:lost_form":      E(get=ALL_200, post=ALL_405),
     "opportunities:card":           E(get=ALL_200, post=ALL_405),
+    "opportunities:card_menu":      E(get=ALL_200, post=ALL_405),
     "opportunities:quick_add":      E(get=ALL_405, post=P400),
     # Record
     "opportunities:create":         E(get=ALL_200, post=P400),

@@ -143,7 +143,7 @@ def test_load_more_keeps_the_filters(client, manager, pipeline_and_stages):
     html = client.get(board_url(pipeline, status="won")).content.decode()
     link = re.search(r'hx-get="([^"]*/cards/\?[^"]*)"', html).group(1).replace("&amp;", "&")
     page = client.get(link, **HTMX).content.decode()
-    names = re.findall(r'data-name="([^"]+)"', page)
+    names = re.findall(r'class="card-title"[^>]*>([^<]+)<', page)
     assert len(names) == 15
     assert all(name.startswith("Won") for name in names)
 
@@ -613,3 +613,65 @@ def test_card_fragment_is_what_cancel_fetches(client, manager, pipeline_and_stag
         .strip()
         .startswith(f'<li class="card status-open" id="opportunity-{deal.pk}"')
     )
+
+
+# ----- The light card and its menu on demand -------------------------------------------
+
+
+def test_a_card_carries_no_forms_and_stays_under_a_kilobyte(client, manager, pipeline_and_stages):
+    pipeline, stages = pipeline_and_stages
+    contact = factories.ContactFactory(name="Wanda Maximoff", company="Westview Holdings")
+    deal = factories.OpportunityFactory(stage=stages[0], name="Acme renewal", contact=contact)
+    html = client.get(board_url(pipeline)).content.decode()
+    card = re.search(rf'<li class="card [^"]*" id="opportunity-{deal.pk}".*?</li>', html, re.S)
+    assert len(card.group(0).encode()) <= 1024
+    assert "<form" not in card.group(0)
+    # Without JavaScript the menu is a plain link to the same actions.
+    assert f'href="/opportunities/{deal.pk}/menu/"' in card.group(0)
+
+
+def test_card_menu_for_htmx_is_the_actions_of_the_card(client, manager, pipeline_and_stages):
+    _, stages = pipeline_and_stages
+    deal = factories.OpportunityFactory(stage=stages[0], version=3)
+    url = reverse("opportunities:card_menu", args=[deal.pk])
+    response = client.get(url, {"filters": "status=all"}, **HTMX)
+    html = response.content.decode().strip()
+    assert response.status_code == 200
+    assert html.startswith('<div class="menu" role="group"')
+    assert 'name="version" value="3"' in html
+    assert f'hx-post="/opportunities/{deal.pk}/status/"' in html
+    assert all(f'<option value="{stage.pk}"' in html for stage in stages)
+    assert "status%3Dall" in html  # the forms return to the board with its filters
+
+
+def test_card_menu_without_javascript_is_a_page_of_plain_forms(
+    client, manager, pipeline_and_stages
+):
+    _, stages = pipeline_and_stages
+    deal = factories.OpportunityFactory(stage=stages[0], name="Acme")
+    response = client.get(reverse("opportunities:card_menu", args=[deal.pk]))
+    html = response.content.decode()
+    assert "<html" in html
+    assert "Actions for “Acme”" in html
+    assert f'action="/opportunities/{deal.pk}/move/"' in html
+    assert "hx-post" not in html.split('id="main"')[1]
+
+
+def test_card_menu_of_someone_elses_card_is_404_for_a_rep(client, pipeline_and_stages):
+    _, stages = pipeline_and_stages
+    theirs = factories.OpportunityFactory(stage=stages[0], assigned_to=factories.rep())
+    client.force_login(factories.rep(username="rita"))
+    response = client.get(reverse("opportunities:card_menu", args=[theirs.pk]), **HTMX)
+    assert response.status_code == 404
+
+
+def test_card_menu_without_change_permission_is_403(client, pipeline_and_stages):
+    _, stages = pipeline_and_stages
+    viewer = factories.UserFactory()
+    viewer.user_permissions.add(
+        *factories.Permission.objects.filter(codename="view_all_opportunities")
+    )
+    deal = factories.OpportunityFactory(stage=stages[0])
+    client.force_login(viewer)
+    response = client.get(reverse("opportunities:card_menu", args=[deal.pk]), **HTMX)
+    assert response.status_code == 403

@@ -14,4 +14,5 @@ urlpatterns = [
     path("opportunities/<int:pk>/status/", board.set_status, name="status"),
     path("opportunities/<int:pk>/lost/", board.lost_form, name="lost_form"),
     path("opportunities/<int:pk>/card/", board.card, name="card"),
+    path("opportunities/<int:pk>/menu/", board.card_menu, name="card_menu"),
 ]

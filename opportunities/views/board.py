@@ -43,6 +43,11 @@ CHANGE_PERMISSION = "opportunities.change_opportunity"
 PAGING_KEYS = ("after_rank", "after_id")
 
 
+def opportunity_prefix() -> str:
+    """ "/opportunities/": what precedes an opportunity's id in its URLs."""
+    return reverse("opportunities:detail", args=[0]).removesuffix("0/")
+
+
 def _filter_data(request) -> QueryDict:
     """Board filters: from the query string on GET, from the `filters` field on POST.
 
@@ -78,6 +83,9 @@ def _board_context(request, pipeline: Pipeline, filterset: OpportunityFilter, st
         "board_next": f"{board_url}?{query}" if query else board_url,
         "can_change": request.user.has_perm(CHANGE_PERMISSION),
         "statuses": Status,
+        # Cards build their links from this prefix: a reverse() per link was the costliest
+        # part of a card.
+        "opportunity_prefix": opportunity_prefix(),
     }
 
 
@@ -299,6 +307,23 @@ def lost_form(request, pk: int):
         "next": safe_next(request, reverse("opportunities:board", args=[opportunity.pipeline_id])),
     }
     template = BOARD + "#lost_form" if request.htmx else "opportunities/lost.html"
+    return render(request, template, context)
+
+
+@require_GET
+def card_menu(request, pk: int):
+    """A card's actions, fetched when its menu opens; without JavaScript, a page of them."""
+    if not request.user.has_perm(CHANGE_PERMISSION):
+        return error_response("You are not allowed to change opportunities.", status=403)
+    opportunity = visible_opportunity_or_404(request, pk)
+    pipeline = opportunity.pipeline
+    filterset = OpportunityFilter(
+        QueryDict(request.GET.get("filters", "")),
+        queryset=opportunities_visible_to(request.user).filter(pipeline=pipeline),
+    )
+    context = _board_context(request, pipeline, filterset, stages_of(pipeline))
+    context |= {"card": opportunity, "standalone": not request.htmx}
+    template = BOARD + "#card_menu" if request.htmx else "opportunities/card_actions.html"
     return render(request, template, context)
 
 

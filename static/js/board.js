@@ -107,6 +107,37 @@
   document.addEventListener("htmx:responseError", failed);
   document.addEventListener("htmx:sendError", failed);
 
+  // Cards carry no htmx attributes (a lighter board); their two requests start here.
+  // A card's title opens the record in the side panel (a plain link without JavaScript).
+  document.addEventListener("click", (event) => {
+    const link = event.target.closest && event.target.closest("#board a.card-title");
+    if (!link || event.button !== 0 || event.ctrlKey || event.metaKey || event.shiftKey || event.altKey) {
+      return;
+    }
+    event.preventDefault();
+    htmx.ajax("GET", link.getAttribute("href"), { source: link, target: "#record-panel", swap: "innerHTML" });
+  });
+
+  // A card's menu is fetched each time it opens (so its forms carry the card's current
+  // version); until then it holds the link to the same actions as a page.
+  document.addEventListener(
+    "toggle",
+    (event) => {
+      const menu = event.target;
+      if (!menu.matches || !menu.matches("details.card-menu") || !menu.open) return;
+      const box = menu.querySelector(".menu");
+      if (!menu.dataset.url) menu.dataset.url = box.getAttribute("href");
+      const el = board();
+      htmx.ajax("GET", menu.dataset.url, {
+        source: menu,
+        target: box,
+        swap: "outerHTML",
+        values: { filters: (el && el.dataset.filterQuery) || "" },
+      });
+    },
+    true,
+  );
+
   // Close an open card menu when clicking elsewhere.
   document.addEventListener("click", (event) => {
     document.querySelectorAll("details.card-menu[open]").forEach((menu) => {

@@ -26,7 +26,8 @@
   }
 
   function nameOf(card) {
-    return card.dataset.name || card.getAttribute("aria-label") || "Card";
+    const title = card.querySelector(".card-title");
+    return (title && title.textContent.trim()) || card.getAttribute("aria-label") || "Card";
   }
 
   function stageName(list) {
@@ -55,9 +56,21 @@
   }
 
   function canMove(card) {
-    // The help text is only attached to cards this user may move (board.html).
-    return (card.getAttribute("aria-describedby") || "").includes("board-kbd-help");
+    // The help text is only on the page for users who may move cards (board.html).
+    return !!document.getElementById("board-kbd-help") && card.classList.contains("card");
   }
+
+  // The cards point to the help text from here, not from the HTML (a lighter board).
+  function describeCards(root) {
+    if (!document.getElementById("board-kbd-help")) return;
+    const scope = root && root.querySelectorAll ? root : document;
+    if (scope.matches && scope.matches(".card")) scope.setAttribute("aria-describedby", "board-kbd-help");
+    scope.querySelectorAll(".card:not([aria-describedby])").forEach((card) => {
+      card.setAttribute("aria-describedby", "board-kbd-help");
+    });
+  }
+  document.addEventListener("DOMContentLoaded", () => describeCards(document));
+  document.addEventListener("htmx:load", (event) => describeCards(event.detail.elt));
 
   function focusCard(card) {
     if (!card) return;

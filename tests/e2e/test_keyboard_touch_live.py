@@ -128,7 +128,7 @@ def test_escape_puts_the_card_back_and_announces_it(page, live_server, board):
 
     expect(page.locator("#board-announcer")).to_contain_text("Move cancelled")
     names = page.locator(f"#cards-{stages[0].pk} .card").evaluate_all(
-        "cards => cards.map(c => c.dataset.name)"
+        "cards => cards.map(c => c.querySelector('.card-title').textContent)"
     )
     assert names == ["Alpha", "Bravo"]
     expect(card(page, cards["Bravo"])).to_be_focused()
