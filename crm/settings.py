@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "axes",
     "pipelines",
     "opportunities",
+    "imports_log",
     "django_tasks_db",
     "integrations",
     "automation",

@@ -76,7 +76,6 @@ def big_file(size: int) -> bytes:
     return ("\n".join(rows) + "\n").encode()
 
 
-@pytest.mark.xfail(strict=True, reason="the confirm carries the whole file: over 2.5 MB")
 def test_a_file_of_4_48_mb_previews_and_confirms(client):
     factories.pipeline_with_stages(name="Sales")
     client.force_login(factories.manager())

@@ -2,8 +2,11 @@
 
 `import_plan` reads the whole file and decides, row by row, what would happen: create,
 update, leave unchanged, or refuse with a reason. It writes nothing. `import_apply` makes
-the same plan again inside one transaction (so it never trusts an older preview) and
-writes the good rows with a handful of bulk statements, whatever the number of rows.
+the same plan again (so it never trusts an older preview), then writes the good rows in
+chunks of 1,000, each planned again under lock and written in its own transaction with a
+handful of bulk statements: others' writes wait for one chunk at most, never for the file.
+The run functions (`import_prepare`, `import_confirm`, `import_continue`) do the same for
+the web pages, keeping the file and the progress in an ImportRun.
 
 Matching: a row with an `id` updates that opportunity (only if the importing user can see
 it); otherwise a row whose contact email and name match a visible opportunity updates it;
@@ -15,18 +18,21 @@ In updates an empty cell keeps the current value.
 import copy
 import csv
 import io
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db import transaction
-from django.db.models import Max, Q
+from django.db import connection, transaction
+from django.db.models import F, Max, Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+from imports_log.models import ImportRun
 from opportunities import ranking
 from opportunities.exports import FORMULA_STARTS
 from opportunities.models import (
@@ -41,9 +47,13 @@ from opportunities.selectors import can_view_all, opportunities_visible_to
 from pipelines.models import Pipeline, Stage
 
 MAX_ROWS = 50_000
+DIGIT_ZERO = ranking.DIGITS[0]
 # Rows per IN (...) lookup: well under SQLite's and PostgreSQL's bound-parameter limits.
 LOOKUP_CHUNK = 2000
+# Rows per transaction when writing: others' writes wait for one chunk at most.
 BATCH_SIZE = 1000
+# Seconds between two chunks on SQLite, for the writers waiting for its one lock.
+CHUNK_PAUSE = 0.05
 
 # Accepted header spellings -> field. The export's own headers are among them, so an
 # exported file can be edited and imported back.
@@ -159,6 +169,14 @@ class ImportResult:
     unchanged: int
     skipped: int
 
+    def __add__(self, other: "ImportResult") -> "ImportResult":
+        return ImportResult(
+            created=self.created + other.created,
+            updated=self.updated + other.updated,
+            unchanged=self.unchanged + other.unchanged,
+            skipped=self.skipped + other.skipped,
+        )
+
 
 def decode_upload(raw: bytes) -> str:
     """Text of an uploaded file: UTF-8 (with or without BOM), else Windows-1252 as Excel saves."""
@@ -257,10 +275,10 @@ def _parse_value(text: str) -> Decimal:
         raise ValueError(f"value “{text}” is too large") from exc
 
 
-class _Lookups:
-    """Everything the rows refer to, fetched in a few queries before any row is checked."""
+class _Setup:
+    """Pipelines, stages and lost reasons: read once per import, whatever its size."""
 
-    def __init__(self, rows, user, *, lock: bool):
+    def __init__(self):
         pipelines = list(Pipeline.objects.order_by("position", "id"))
         self.pipelines = {pipeline.name.lower(): pipeline for pipeline in pipelines}
         self.pipelines_by_id = {pipeline.pk: pipeline for pipeline in pipelines}
@@ -273,6 +291,29 @@ class _Lookups:
             self.stages[stage.pipeline_id].append(stage)
             self.stages_by_id[stage.pk] = stage
         self.lost_reasons = {reason.name.lower(): reason for reason in LostReason.objects.all()}
+        self.stage_by_name: dict[tuple[int, str], Stage] = {}
+        for pipeline_stages in self.stages.values():
+            for stage in pipeline_stages:
+                self.stage_by_name.setdefault((stage.pipeline_id, stage.name.lower()), stage)
+
+
+class _Lookups:
+    """Everything the rows refer to, fetched in a few queries before any row is checked.
+
+    `matchable_before`: only opportunities created before then are matched by contact
+    email and name, so a chunk never matches a row an earlier chunk of the same import
+    created (the preview, which read the whole file at once, would not have).
+    """
+
+    def __init__(self, rows, user, *, lock: bool, setup: _Setup, matchable_before=None):
+        self.setup = setup
+        self.pipelines = setup.pipelines
+        self.pipelines_by_id = setup.pipelines_by_id
+        self.default_pipeline = setup.default_pipeline
+        self.stages = setup.stages
+        self.stages_by_id = setup.stages_by_id
+        self.lost_reasons = setup.lost_reasons
+        self.stage_by_name = setup.stage_by_name
 
         self.users = {}
         owners = sorted({cells["owner"].lower() for _, cells in rows if cells.get("owner")})
@@ -294,7 +335,9 @@ class _Lookups:
                 self.contacts.setdefault(contact.lower_email, contact)
 
         # Only opportunities the user can see may be updated; the rest do not exist here.
-        visible = opportunities_visible_to(user).order_by("id")
+        # The event payload shows the contact and the owner: loaded here, not row by row.
+        visible = opportunities_visible_to(user).select_related("contact", "assigned_to")
+        visible = visible.order_by("id")
         if lock:
             visible = visible.select_for_update(of=("self",))
         ids = {int(cells["id"]) for _, cells in rows if cells.get("id", "").isdigit()}
@@ -306,6 +349,8 @@ class _Lookups:
                 self.by_id[opportunity.pk] = opportunity
         self.by_email_name: dict[tuple[str, str], list[Opportunity]] = defaultdict(list)
         with_email = visible.annotate(lower_email=Lower("contact__email"))
+        if matchable_before is not None:
+            with_email = with_email.filter(created_at__lt=matchable_before)
         for chunk in _chunks(emails):
             for opportunity in with_email.filter(lower_email__in=chunk):
                 key = (opportunity.lower_email, opportunity.name.strip().lower())
@@ -314,10 +359,6 @@ class _Lookups:
         # Contacts this import would create, one per new email, shared by its rows.
         self.new_contacts: dict[str, Contact] = {}
         self.email_is_valid: dict[str, bool] = {}
-        self.stage_by_name: dict[tuple[int, str], Stage] = {}
-        for pipeline_stages in self.stages.values():
-            for stage in pipeline_stages:
-                self.stage_by_name.setdefault((stage.pipeline_id, stage.name.lower()), stage)
 
     def stage_named(self, pipeline: Pipeline, name: str) -> Stage | None:
         return self.stage_by_name.get((pipeline.pk, name.strip().lower()))
@@ -523,16 +564,15 @@ def _comparable(opportunity: Opportunity) -> tuple:
     )
 
 
-def import_plan(*, text: str, user, lock: bool = False) -> ImportPlan:
-    """Validate every row of the file and say what importing it would do. Writes nothing."""
-    rows, ignored = read_rows(text)
-    lookups = _Lookups(rows, user, lock=lock)
-    plan = ImportPlan(ignored_columns=ignored)
+def _plan_rows(rows, user, lookups: _Lookups, plan: ImportPlan, skip_lines=frozenset()):
     seen: dict[int, int] = {}
     now = timezone.now()
     for line, cells in rows:
         if not any(cells.values()):
             continue  # a spreadsheet's empty row
+        if line in skip_lines:
+            plan.errors.append(RowError(line=line, name=cells.get("name", ""), reasons=[]))
+            continue
         try:
             planned = _plan_row(line, cells, lookups, user, now)
         except ValidationError as exc:
@@ -555,11 +595,53 @@ def import_plan(*, text: str, user, lock: bool = False) -> ImportPlan:
     return plan
 
 
+def import_plan(*, text: str, user) -> ImportPlan:
+    """Validate every row of the file and say what importing it would do. Writes nothing."""
+    rows, ignored = read_rows(text)
+    lookups = _Lookups(rows, user, lock=False, setup=_Setup())
+    return _plan_rows(rows, user, lookups, ImportPlan(ignored_columns=ignored))
+
+
+def keys_after(last: str | None, count: int) -> list[str]:
+    """`count` ascending rank keys that all sort after `last`, a column's last key.
+
+    The keys are a prefix, a "0", then evenly spread suffixes (three or four digits for
+    50,000 rows). The prefix is `last` up to its first digit that can still grow, with
+    that digit grown by one; the "0" keeps the suffixes below any digit the next import
+    will grow, so the next import into the column grows the same digit again. Imports
+    do not lengthen keys: one digit more every 61 imports (or chunks) into one column.
+    """
+    last = last or DIGIT_ZERO
+    prefix = last  # only top digits: only a longer key sorts after it
+    for position, char in enumerate(last):
+        value = ranking.DIGITS.index(char)
+        if value + 1 < ranking.BASE:
+            prefix = last[:position] + ranking.DIGITS[value + 1]
+            break
+    return [prefix + DIGIT_ZERO + suffix for suffix in ranking.spaced_keys(count)]
+
+
+def _respace_for_append(stage_id: int, count: int) -> list[str]:
+    """Re-space the column (order kept, versions untouched); return keys for `count` more."""
+    ids = list(
+        Opportunity.objects.filter(stage_id=stage_id)
+        .order_by("rank", "id")
+        .values_list("id", flat=True)
+    )
+    keys = list(ranking.spaced_keys(len(ids) + count))
+    Opportunity.objects.bulk_update(
+        [Opportunity(pk=pk, rank=key) for pk, key in zip(ids, keys, strict=False)],
+        ["rank"],
+        batch_size=BATCH_SIZE,
+    )
+    return keys[len(ids) :]
+
+
 def _append_ranks(rows: list[PlannedRow]) -> None:
     """Give the rows entering each stage keys after that stage's last card, in file order.
 
-    Prefixing the current last key makes every new key sort after it; spaced_keys keeps the
-    suffixes short (three characters for up to 238,328 rows), so no column is re-spaced.
+    Keys stay short import after import (see keys_after); a column whose last key is
+    nevertheless too long is re-spaced first, as a move would.
     """
     entering: dict[int, list[PlannedRow]] = defaultdict(list)
     for row in rows:
@@ -575,27 +657,16 @@ def _append_ranks(rows: list[PlannedRow]) -> None:
         .values_list("stage", "last")
     )
     for stage_id, stage_rows in entering.items():
-        prefix = last_keys.get(stage_id) or ""
-        for row, suffix in zip(stage_rows, ranking.spaced_keys(len(stage_rows)), strict=True):
-            row.opportunity.rank = prefix + suffix
+        keys = keys_after(last_keys.get(stage_id), len(stage_rows))
+        if len(keys[-1]) > ranking.MAX_KEY_LENGTH:
+            keys = _respace_for_append(stage_id, len(stage_rows))
+        for row, key in zip(stage_rows, keys, strict=True):
+            row.opportunity.rank = key
 
 
-@transaction.atomic
-def import_apply(*, text: str, user, expected: str | None = None) -> ImportResult:
-    """Write the good rows of the file; rows with errors are skipped, as the preview said.
-
-    Invariants: the file is validated again here (nothing from the preview is trusted); all
-    of it is one transaction; with `expected` (the preview's fingerprint), nothing is
-    written unless the rows would be imported exactly as previewed; every stage belongs to
-    its opportunity's pipeline; a lost reason iff Lost; closed_at set for closed statuses;
-    only opportunities visible to `user` are updated, each with its version bumped; a
-    history row for each new opportunity and for each stage or status change.
-    """
-    plan = import_plan(text=text, user=user, lock=True)
-    if expected is not None and plan.fingerprint != expected:
-        raise ImportChanged(plan.fingerprint)
+def _write(plan: ImportPlan, user) -> ImportResult:
+    """Write the planned rows with a few bulk statements; the caller holds the transaction."""
     now = timezone.now()
-
     # Contacts first (rows naming the same new email share one Contact object).
     new_contacts = {id(row.new_contact): row.new_contact for row in plan.rows if row.new_contact}
     Contact.objects.bulk_create(list(new_contacts.values()), batch_size=BATCH_SIZE)
@@ -622,26 +693,37 @@ def import_apply(*, text: str, user, expected: str | None = None) -> ImportResul
     for row in updated:
         row.opportunity.version += 1
     Opportunity.objects.bulk_update(
-        [row.opportunity for row in updated],
-        [
-            "name",
-            "pipeline",
-            "stage",
-            "value",
-            "status",
-            "lost_reason",
-            "assigned_to",
-            "source",
-            "contact",
-            "rank",
-            "stage_entered_at",
-            "status_changed_at",
-            "closed_at",
-            "updated_at",
-            "version",
-        ],
-        batch_size=BATCH_SIZE,
+        [row.opportunity for row in updated], UPDATED_FIELDS, batch_size=BATCH_SIZE
     )
+    _record_changes(changed, user, now)
+    return ImportResult(
+        created=len(created),
+        updated=len(updated),
+        unchanged=plan.unchanged,
+        skipped=len(plan.errors),
+    )
+
+
+UPDATED_FIELDS = [
+    "name",
+    "pipeline",
+    "stage",
+    "value",
+    "status",
+    "lost_reason",
+    "assigned_to",
+    "source",
+    "contact",
+    "rank",
+    "stage_entered_at",
+    "status_changed_at",
+    "closed_at",
+    "updated_at",
+    "version",
+]
+
+
+def _record_changes(changed: list[PlannedRow], user, now) -> None:
     OpportunityHistory.objects.bulk_create(
         [
             OpportunityHistory(
@@ -658,9 +740,169 @@ def import_apply(*, text: str, user, expected: str | None = None) -> ImportResul
         ],
         batch_size=BATCH_SIZE,
     )
-    return ImportResult(
-        created=len(created),
-        updated=len(updated),
-        unchanged=plan.unchanged,
-        skipped=len(plan.errors),
+
+
+def _apply_chunk(rows, *, user, setup: _Setup, skip_lines, matchable_before) -> ImportResult:
+    """Plan `rows` again under lock and write them; the caller holds the transaction."""
+    lookups = _Lookups(rows, user, lock=True, setup=setup, matchable_before=matchable_before)
+    plan = _plan_rows(rows, user, lookups, ImportPlan(), skip_lines)
+    return _write(plan, user)
+
+
+def _pause_for_other_writers() -> None:
+    # SQLite has one writer: between two chunks, give the requests waiting for the lock
+    # (their busy handler polls every few ms) a moment to take it.
+    if connection.vendor == "sqlite" and not connection.in_atomic_block:
+        time.sleep(CHUNK_PAUSE)
+
+
+def import_apply(
+    *, text: str, user, expected: str | None = None, chunk_size: int | None = None
+) -> ImportResult:
+    """Write the good rows of the file; rows with errors are skipped, as the preview said.
+
+    Invariants: the file is validated again here (nothing from the preview is trusted);
+    with `expected` (the preview's fingerprint), nothing is written unless the rows would
+    be imported exactly as previewed; each chunk of `chunk_size` rows is planned again
+    under lock and written in its own transaction (others' writes wait for one chunk, not
+    the whole file); every stage belongs to its opportunity's pipeline; a lost reason iff
+    Lost; closed_at set for closed statuses; only opportunities visible to `user` are
+    updated, each with its version bumped; history for each new opportunity and each
+    tracked change.
+    """
+    rows, ignored = read_rows(text)
+    setup = _Setup()
+    started = timezone.now()
+    plan = _plan_rows(
+        rows,
+        user,
+        _Lookups(rows, user, lock=False, setup=setup),
+        ImportPlan(ignored_columns=ignored),
     )
+    if expected is not None and plan.fingerprint != expected:
+        raise ImportChanged(plan.fingerprint)
+    skip_lines = frozenset(error.line for error in plan.errors)
+    chunk_size = chunk_size or BATCH_SIZE
+    total = ImportResult(created=0, updated=0, unchanged=0, skipped=0)
+    for start in range(0, len(rows), chunk_size):
+        if start:
+            _pause_for_other_writers()
+        with transaction.atomic():
+            result = _apply_chunk(
+                rows[start : start + chunk_size],
+                user=user,
+                setup=setup,
+                skip_lines=skip_lines,
+                matchable_before=started,
+            )
+        total = total + result
+    return total
+
+
+class ImportAlreadyConfirmed(Exception):
+    """This preview was confirmed before: its import runs (or ran) once, not again."""
+
+
+class _ChunkTaken(Exception):
+    """Another request wrote this chunk first; roll back and read the progress again."""
+
+
+RUN_KEEP = timedelta(days=1)
+
+
+def import_prepare(*, text: str, filename: str, user) -> tuple[ImportPlan, ImportRun]:
+    """Plan the file and keep it for the confirm; the run's id is the preview's token.
+
+    Runs older than a day are removed here, so abandoned previews do not pile up.
+    """
+    plan = import_plan(text=text, user=user)
+    ImportRun.objects.filter(created_at__lt=timezone.now() - RUN_KEEP).delete()
+    run = ImportRun.objects.create(user=user, filename=filename[:255], text=text)
+    return plan, run
+
+
+def import_confirm(*, run_id, user, fingerprint: str) -> ImportRun:
+    """Spend the preview's token and check the rows still import as previewed.
+
+    Invariant: of any number of confirms of one preview, exactly one gets past the claim
+    (a single conditional UPDATE); the others raise ImportAlreadyConfirmed. Nothing is
+    written here but the claim; `import_continue` writes the rows.
+    """
+    claimed = ImportRun.objects.filter(pk=run_id, user=user, confirmed_at__isnull=True).update(
+        confirmed_at=timezone.now()
+    )
+    if not claimed:
+        if ImportRun.objects.filter(pk=run_id, user=user).exists():
+            raise ImportAlreadyConfirmed(run_id)
+        raise ImportRun.DoesNotExist(run_id)
+    run = ImportRun.objects.get(pk=run_id)
+    try:
+        plan = import_plan(text=run.text, user=user)
+    except ImportFileError as exc:
+        ImportRun.objects.filter(pk=run.pk).update(finished_at=timezone.now(), outcome=str(exc))
+        raise
+    if plan.fingerprint != fingerprint:
+        ImportRun.objects.filter(pk=run.pk).update(
+            finished_at=timezone.now(), outcome="The data changed since the preview."
+        )
+        raise ImportChanged(plan.fingerprint)
+    rows, _ = read_rows(run.text)
+    run.skip_lines = [error.line for error in plan.errors]
+    run.rows_total = len(rows)
+    ImportRun.objects.filter(pk=run.pk).update(skip_lines=run.skip_lines, rows_total=run.rows_total)
+    return run
+
+
+def import_continue(
+    *, run: ImportRun, user, seconds: float | None = 1.0, chunk_size: int | None = None
+) -> ImportRun:
+    """Write the next chunks of a confirmed import for about `seconds` (None: to the end).
+
+    Invariant: each chunk is planned again under lock and written in one transaction
+    together with the run's progress, guarded by the progress it started from, so two
+    requests continuing one import never write a chunk twice.
+    """
+    if run.confirmed_at is None or run.user_id != user.pk:
+        raise ImportRun.DoesNotExist(run.pk)
+    if run.finished_at is not None:
+        return run
+    rows, _ = read_rows(run.text)
+    setup = _Setup()
+    skip_lines = frozenset(run.skip_lines)
+    chunk_size = chunk_size or BATCH_SIZE
+    deadline = None if seconds is None else time.monotonic() + seconds
+    first = True
+    while run.rows_done < len(rows):
+        if not first:
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+            _pause_for_other_writers()
+        first = False
+        start = run.rows_done
+        end = min(start + chunk_size, len(rows))
+        try:
+            with transaction.atomic():
+                result = _apply_chunk(
+                    rows[start:end],
+                    user=user,
+                    setup=setup,
+                    skip_lines=skip_lines,
+                    matchable_before=run.confirmed_at,
+                )
+                finished = timezone.now() if end == len(rows) else None
+                moved = ImportRun.objects.filter(pk=run.pk, rows_done=start).update(
+                    rows_done=end,
+                    created=F("created") + result.created,
+                    updated=F("updated") + result.updated,
+                    unchanged=F("unchanged") + result.unchanged,
+                    skipped=F("skipped") + result.skipped,
+                    finished_at=finished,
+                )
+                if not moved:
+                    raise _ChunkTaken
+        except _ChunkTaken:
+            pass
+        run.refresh_from_db()
+        if run.finished_at is not None:
+            break
+    return run

@@ -11,4 +11,5 @@ urlpatterns = [
     path("opportunities/", manager.opportunity_list, name="list"),
     path("opportunities/export.csv", manager.export_csv, name="export"),
     path("opportunities/import/", manager.import_csv, name="import"),
+    path("opportunities/import/<uuid:run_id>/", manager.import_progress, name="import_progress"),
 ]

@@ -1,5 +1,7 @@
 """The manager's list of opportunities: filters, summary, charts, CSV export and import."""
 
+import uuid
+
 from django import forms
 from django.conf import settings
 from django.contrib import messages
@@ -7,11 +9,12 @@ from django.contrib.auth.decorators import permission_required
 from django.core import signing
 from django.core.exceptions import RequestDataTooBig
 from django.core.paginator import Paginator
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 from django.views.decorators.vary import vary_on_headers
 
+from imports_log.models import ImportRun
 from opportunities.charts import funnel_chart, month_chart
 from opportunities.exports import export_filename, export_response
 from opportunities.filters_manager import (
@@ -32,11 +35,13 @@ from opportunities.reports import (
 )
 from opportunities.selectors import opportunities_visible_to
 from opportunities.services.imports import (
+    ImportAlreadyConfirmed,
     ImportChanged,
     ImportFileError,
     decode_upload,
-    import_apply,
-    import_plan,
+    import_confirm,
+    import_continue,
+    import_prepare,
 )
 
 LIST = "opportunities/list.html"
@@ -44,11 +49,13 @@ IMPORT = "opportunities/import.html"
 PAGE_SIZE = 50
 EXPORT_PERMISSION = "opportunities.export_opportunities"
 IMPORT_PERMISSION = "opportunities.import_opportunities"
-# The preview's signed copy of the file is honoured for this long.
+# The preview's token (the signed id of its stored file) is honoured for this long.
 IMPORT_TOKEN_MAX_AGE = 60 * 60
 IMPORT_SALT = "opportunities.import"
 MAX_UPLOAD_BYTES = settings.IMPORT_MAX_FILE_BYTES
 PREVIEW_ROWS = 25
+# Writing time per request of a big import; the progress page asks for the next step.
+IMPORT_STEP_SECONDS = 1.0
 # The monthly chart keeps a readable time axis even when the selection spans one month.
 MIN_MONTHS_SHOWN = 6
 
@@ -183,7 +190,7 @@ class ImportConfirmForm(forms.Form):
 
     def clean_token(self):
         try:
-            payload = signing.loads(
+            run_id = signing.loads(
                 self.cleaned_data["token"], salt=IMPORT_SALT, max_age=IMPORT_TOKEN_MAX_AGE
             )
         except signing.SignatureExpired as exc:
@@ -192,20 +199,24 @@ class ImportConfirmForm(forms.Form):
             raise forms.ValidationError(
                 "The preview could not be read; upload the file again."
             ) from exc
-        self.cleaned_data["text"] = payload["text"]
-        self.cleaned_data["filename"] = payload["filename"]
+        try:
+            self.cleaned_data["run_id"] = uuid.UUID(str(run_id))
+        except ValueError as exc:
+            raise forms.ValidationError(
+                "The preview could not be read; upload the file again."
+            ) from exc
         return self.cleaned_data["token"]
 
 
 def _preview(request, text: str, filename: str, *, notice: str = ""):
     try:
-        plan = import_plan(text=text, user=request.user)
+        plan, run = import_prepare(text=text, filename=filename, user=request.user)
     except ImportFileError as exc:
         form = ImportUploadForm()
         return render(request, IMPORT, {"nav": "list", "form": form, "file_error": str(exc)})
-    # The file itself travels with the confirm form, signed and compressed: nothing is kept
-    # on the server between the two steps, so any worker can take the confirm.
-    token = signing.dumps({"text": text, "filename": filename}, salt=IMPORT_SALT, compress=True)
+    # The file waits on the server (ImportRun); the confirm carries only its signed id, a
+    # few bytes whatever the file's size, and any worker can take it.
+    token = signing.dumps(str(run.pk), salt=IMPORT_SALT)
     return render(
         request,
         IMPORT,
@@ -220,10 +231,18 @@ def _preview(request, text: str, filename: str, *, notice: str = ""):
     )
 
 
+def _imported(request, run) -> None:
+    messages.success(
+        request,
+        f"Imported {run.filename}: {run.created} created, {run.updated} updated"
+        + (f", {run.skipped} rows with errors skipped." if run.skipped else "."),
+    )
+
+
 @require_http_methods(["GET", "POST"])
 @permission_required(IMPORT_PERMISSION, raise_exception=True)
 def import_csv(request):
-    """Upload → preview (every row checked, nothing written) → confirm (one transaction)."""
+    """Upload → preview (every row checked, nothing written) → confirm (once per preview)."""
     if request.method == "GET":
         return render(request, IMPORT, {"nav": "list", "form": ImportUploadForm()})
     try:
@@ -239,31 +258,59 @@ def import_csv(request):
                 request, " ".join(confirm.errors.get("token", ["Upload the file again."]))
             )
             return redirect("opportunities:import")
-        text, filename = confirm.cleaned_data["text"], confirm.cleaned_data["filename"]
+        run_id = confirm.cleaned_data["run_id"]
         try:
-            result = import_apply(
-                text=text, user=request.user, expected=confirm.cleaned_data["fingerprint"]
+            run = import_confirm(
+                run_id=run_id, user=request.user, fingerprint=confirm.cleaned_data["fingerprint"]
             )
+        except ImportAlreadyConfirmed:
+            messages.info(request, "This import was already confirmed; it runs only once.")
+            return redirect("opportunities:import_progress", run_id=run_id)
+        except ImportRun.DoesNotExist:
+            messages.error(request, "The preview could not be found; upload the file again.")
+            return redirect("opportunities:import")
         except ImportFileError as exc:
             # Only a preview that parsed gets a token, but the rules may change in between.
             messages.error(request, str(exc))
             return redirect("opportunities:import")
         except ImportChanged:
+            run = ImportRun.objects.get(pk=run_id)
             return _preview(
                 request,
-                text,
-                filename,
+                run.text,
+                run.filename,
                 notice="The data changed since the preview; nothing was imported. "
                 "Check the rows again.",
             )
-        messages.success(
-            request,
-            f"Imported {filename}: {result.created} created, {result.updated} updated"
-            + (f", {result.skipped} rows with errors skipped." if result.skipped else "."),
-        )
-        return redirect(reverse("opportunities:list"))
+        # A small file is done within the second; a big one goes on from its progress page.
+        run = import_continue(run=run, user=request.user, seconds=IMPORT_STEP_SECONDS)
+        if run.finished_at is not None:
+            _imported(request, run)
+            return redirect(reverse("opportunities:list"))
+        return redirect("opportunities:import_progress", run_id=run.pk)
 
     form = ImportUploadForm(request.POST, request.FILES)
     if not form.is_valid():
         return render(request, IMPORT, {"nav": "list", "form": form}, status=400)
     return _preview(request, form.cleaned_data["text"], form.cleaned_data["file"].name)
+
+
+@require_http_methods(["GET", "POST"])
+@permission_required(IMPORT_PERMISSION, raise_exception=True)
+def import_progress(request, run_id):
+    """A confirmed import's progress; each POST writes the next chunks.
+
+    With htmx the page posts by itself, about a second of writing per request, until the
+    end; without JavaScript the "Continue" button writes everything that is left.
+    """
+    run = get_object_or_404(ImportRun, pk=run_id, user=request.user, confirmed_at__isnull=False)
+    if request.method == "POST" and run.finished_at is None:
+        seconds = IMPORT_STEP_SECONDS if request.htmx else None
+        run = import_continue(run=run, user=request.user, seconds=seconds)
+        if not request.htmx:
+            _imported(request, run)
+            return redirect(reverse("opportunities:list"))
+    context = {"nav": "list", "run": run}
+    if request.htmx:
+        return render(request, IMPORT + "#progress", context)
+    return render(request, IMPORT, context)

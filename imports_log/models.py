@@ -1,0 +1,44 @@
+"""One CSV import from upload to its last written row.
+
+The preview stores the file here, and its id is the token the confirm form carries: the
+confirm posts a few bytes whatever the size of the file, any worker can take it, and a
+token is spent by the first confirm that claims it (`confirmed_at`), so confirming twice
+imports once. The import then runs in chunks, each in its own transaction; `rows_done`
+advances in the same transaction as the chunk's writes, so a chunk is written exactly once
+even when two requests continue the same import.
+"""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+
+class ImportRun(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+    filename = models.CharField(max_length=255, blank=True)
+    text = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # The preview's refused lines: skipped when the import runs, as the preview said.
+    skip_lines = models.JSONField(default=list, blank=True)
+    rows_total = models.PositiveIntegerField(default=0)
+    rows_done = models.PositiveIntegerField(default=0)
+    created = models.PositiveIntegerField(default=0)
+    updated = models.PositiveIntegerField(default=0)
+    unchanged = models.PositiveIntegerField(default=0)
+    skipped = models.PositiveIntegerField(default=0)
+    # Set when the import stopped before its end (the data changed since the preview).
+    outcome = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["created_at"], name="import_run_created")]
+
+    def __str__(self) -> str:
+        return f"{self.filename} ({self.rows_done}/{self.rows_total})"
+
+    @property
+    def percent(self) -> int:
+        return 100 if not self.rows_total else min(100, self.rows_done * 100 // self.rows_total)
