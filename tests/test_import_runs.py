@@ -5,7 +5,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from imports_log.models import ImportRun
 from opportunities import ranking
-from opportunities.models import Opportunity
+from opportunities.models import Opportunity, OpportunityEvent, OpportunityHistory
 from opportunities.services import imports
 from opportunities.services.imports import import_apply, keys_after
 from opportunities.views import manager
@@ -152,3 +152,31 @@ def test_a_column_with_a_too_long_last_key_is_respaced(stages, importer):
     new = Opportunity.objects.get(name="New")
     assert existing.rank < new.rank
     assert len(new.rank) <= 3 and existing.version == 1
+
+
+def test_imported_rows_write_history_per_tracked_field_and_their_events(stages, importer):
+    owner = factories.manager(username="olga")
+    opportunity = factories.OpportunityFactory(stage=stages[0], value=10)
+    untouched = factories.OpportunityFactory(stage=stages[0], value=5)
+    text = (
+        "id,name,value,owner,stage\n"
+        f"{opportunity.pk},,99,olga,Proposal\n"
+        f"{untouched.pk},,5,,\n"
+        ",Brand new,1,,\n"
+    )
+    import_apply(text=text, user=importer)
+    opportunity.refresh_from_db()
+    assert (opportunity.value, opportunity.assigned_to, opportunity.version) == (99, owner, 2)
+    fields = OpportunityHistory.objects.filter(opportunity=opportunity).values_list(
+        "field", flat=True
+    )
+    assert sorted(fields) == ["owner", "stage", "value"]
+    events = OpportunityEvent.objects.order_by("id")
+    assert {(e.opportunity_id, e.type) for e in events} == {
+        (opportunity.pk, "OpportunityStageUpdate"),
+        (opportunity.pk, "OpportunityMonetaryValueUpdate"),
+        (opportunity.pk, "OpportunityAssignedToUpdate"),
+        (Opportunity.objects.get(name="Brand new").pk, "OpportunityCreate"),
+    }
+    assert all(e.actor == importer for e in events)
+    assert not OpportunityHistory.objects.filter(opportunity=untouched).exists()

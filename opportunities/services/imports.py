@@ -35,15 +35,9 @@ from django.utils import timezone
 from imports_log.models import ImportRun
 from opportunities import ranking
 from opportunities.exports import FORMULA_STARTS
-from opportunities.models import (
-    CLOSED_STATUSES,
-    Contact,
-    LostReason,
-    Opportunity,
-    OpportunityHistory,
-    Status,
-)
+from opportunities.models import CLOSED_STATUSES, Contact, LostReason, Opportunity, Status
 from opportunities.selectors import can_view_all, opportunities_visible_to
+from opportunities.services.changes import changes_record, snapshot
 from pipelines.models import Pipeline, Stage
 
 MAX_ROWS = 50_000
@@ -123,6 +117,8 @@ class PlannedRow:
     new_contact: Contact | None = None
     old_stage_id: int | None = None
     old_status: str = ""
+    # The tracked values before the import (None for a new opportunity).
+    before: dict | None = None
 
     @property
     def stage_changed(self) -> bool:
@@ -418,7 +414,7 @@ def _plan_row(line: int, cells: dict[str, str], lookups: _Lookups, user, now) ->
         # not leave its changes on the object another row will save.
         opportunity = copy.copy(existing)
         old_stage_id, old_status = existing.stage_id, existing.status
-        before = _comparable(existing)
+        before = snapshot(existing)
         # From the lookups, so showing the row in the preview runs no query.
         opportunity.pipeline = lookups.pipelines_by_id[existing.pipeline_id]
         opportunity.stage = lookups.stages_by_id[existing.stage_id]
@@ -533,7 +529,8 @@ def _plan_row(line: int, cells: dict[str, str], lookups: _Lookups, user, now) ->
         raise ValidationError(reasons)
 
     if not is_new:
-        planned.changed = planned.new_contact is not None or _comparable(opportunity) != before
+        planned.before = before
+        planned.changed = planned.new_contact is not None or snapshot(opportunity) != before
     return planned
 
 
@@ -548,20 +545,6 @@ def _field_errors(instance, fields, *, prefix: str = "") -> list[str]:
         except ValidationError as exc:
             errors.extend(f"{prefix}{model_field.verbose_name}: {m}" for m in exc.messages)
     return errors
-
-
-def _comparable(opportunity: Opportunity) -> tuple:
-    return (
-        opportunity.name,
-        opportunity.pipeline_id,
-        opportunity.stage_id,
-        opportunity.value,
-        opportunity.status,
-        opportunity.lost_reason_id,
-        opportunity.assigned_to_id,
-        opportunity.source,
-        opportunity.contact_id,
-    )
 
 
 def _plan_rows(rows, user, lookups: _Lookups, plan: ImportPlan, skip_lines=frozenset()):
@@ -695,7 +678,8 @@ def _write(plan: ImportPlan, user) -> ImportResult:
     Opportunity.objects.bulk_update(
         [row.opportunity for row in updated], UPDATED_FIELDS, batch_size=BATCH_SIZE
     )
-    _record_changes(changed, user, now)
+    # One history row per tracked field that changed and the events, in a few statements.
+    changes_record(user=user, items=[(row.before, row.opportunity) for row in changed], at=now)
     return ImportResult(
         created=len(created),
         updated=len(updated),
@@ -723,25 +707,6 @@ UPDATED_FIELDS = [
 ]
 
 
-def _record_changes(changed: list[PlannedRow], user, now) -> None:
-    OpportunityHistory.objects.bulk_create(
-        [
-            OpportunityHistory(
-                opportunity=row.opportunity,
-                from_stage_id=row.old_stage_id,
-                to_stage_id=row.opportunity.stage_id,
-                from_status=row.old_status,
-                to_status=row.opportunity.status,
-                user=user,
-                at=now,
-            )
-            for row in changed
-            if row.is_new or row.stage_changed or row.status_changed
-        ],
-        batch_size=BATCH_SIZE,
-    )
-
-
 def _apply_chunk(rows, *, user, setup: _Setup, skip_lines, matchable_before) -> ImportResult:
     """Plan `rows` again under lock and write them; the caller holds the transaction."""
     lookups = _Lookups(rows, user, lock=True, setup=setup, matchable_before=matchable_before)
@@ -767,8 +732,9 @@ def import_apply(
     under lock and written in its own transaction (others' writes wait for one chunk, not
     the whole file); every stage belongs to its opportunity's pipeline; a lost reason iff
     Lost; closed_at set for closed statuses; only opportunities visible to `user` are
-    updated, each with its version bumped; history for each new opportunity and each
-    tracked change.
+    updated, each with its version bumped; one history row per tracked field that changed
+    and the events of each created or changed opportunity (changes_record), in the same
+    transaction as the chunk's writes.
     """
     rows, ignored = read_rows(text)
     setup = _Setup()
