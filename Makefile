@@ -21,7 +21,8 @@ node_modules/.installed: package.json package-lock.json
 
 install: $(VENV)/.installed node_modules/.installed
 
-# Serve with gunicorn + whitenoise, like production, on an embedded SQLite database.
+# Serve with gunicorn + whitenoise, like production, on an embedded SQLite database, with the
+# background worker (webhooks, automation, periodic jobs) and the event pump beside it.
 run: install
 	$(PY) manage.py migrate --no-input
 	$(PY) manage.py seed_demo
@@ -29,7 +30,8 @@ run: install
 	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} DJANGO_PLAIN_STATIC=0 $(PY) manage.py collectstatic --no-input -v0
 	@echo "Demo logins: admin / manager / rep / rep2, password: $${DEMO_PASSWORD:-pipeline-demo}"
 	@echo "Open http://$(HOST):$(PORT)/"
-	DJANGO_PLAIN_STATIC=0 $(VENV)/bin/gunicorn crm.wsgi --bind $(HOST):$(PORT) --workers 2 --threads 4 --access-logfile -
+	@echo "Serving with gunicorn + the task worker + the event pump; Ctrl-C stops all three."
+	HOST=$(HOST) PORT=$(PORT) VENV=$(VENV) scripts/serve.sh
 
 # Django's development server with auto-reload.
 dev: install
