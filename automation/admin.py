@@ -7,16 +7,15 @@ refused with a message. E-mail actions are previewed with sample values after sa
 
 from django.contrib import admin, messages
 
-from automation import placeholders
 from automation.models import (
     Action,
-    ActionKind,
     Condition,
     Notification,
     NotificationSetting,
     Rule,
     RuleRun,
 )
+from automation.placeholders import email_previews
 
 
 class ConditionInline(admin.TabularInline):
@@ -37,16 +36,6 @@ class ActionInline(admin.StackedInline):
         "due_in_days",
         ("stage", "status", "lost_reason"),
     ]
-
-
-def email_previews(rule: Rule) -> list[str]:
-    """How the rule's e-mails read, filled with sample values."""
-    previews = []
-    for action in rule.actions.filter(kind__in=[ActionKind.EMAIL_CONTACT, ActionKind.NOTIFY]):
-        subject = placeholders.fill(action.title, placeholders.SAMPLE)
-        body = placeholders.fill(action.body, placeholders.SAMPLE)
-        previews.append(f"Preview of “{action}”: {subject} — {body}".strip(" —"))
-    return previews
 
 
 @admin.register(Rule)

@@ -1,6 +1,9 @@
 from django import forms
+from django.contrib.auth import get_user_model
+from django.forms import inlineformset_factory
 
 from automation import placeholders
+from automation.models import Action, Condition, Rule
 
 
 class ContactEmailForm(forms.Form):
@@ -18,3 +21,48 @@ class ContactEmailForm(forms.Form):
 
 class EmailSettingForm(forms.Form):
     email = forms.BooleanField(required=False, label="Also e-mail me my notifications")
+
+
+class RuleForm(forms.ModelForm):
+    class Meta:
+        model = Rule
+        fields = [
+            "name",
+            "pipeline",
+            "enabled",
+            "position",
+            "trigger",
+            "stage",
+            "status",
+            "stale_days",
+            "acting_user",
+        ]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["acting_user"].queryset = get_user_model().objects.filter(is_active=True)
+        self.fields["stage"].queryset = self.fields["stage"].queryset.select_related("pipeline")
+
+
+ConditionFormSet = inlineformset_factory(
+    Rule, Condition, fields=["kind", "value", "user", "group"], extra=1, can_delete=True
+)
+ActionFormSet = inlineformset_factory(
+    Rule,
+    Action,
+    fields=[
+        "position",
+        "kind",
+        "recipient",
+        "user",
+        "group",
+        "title",
+        "body",
+        "due_in_days",
+        "stage",
+        "status",
+        "lost_reason",
+    ],
+    extra=1,
+    can_delete=True,
+)

@@ -319,7 +319,8 @@ def action_problem(action: Action) -> tuple[str, str] | None:
     users, groups) can change after a rule was saved.
     """
     kind = action.kind
-    rule = action.rule if action.rule_id else None
+    # An inline form's action points to its (possibly not yet saved) rule.
+    rule = action.rule if action.rule_id or Action.rule.is_cached(action) else None
     needs_user = action.recipient == Recipient.USER or (
         kind == ActionKind.ASSIGN_OWNER and action.recipient != Recipient.GROUP
     )

@@ -56,3 +56,13 @@ def values_for(opportunity) -> dict[str, str]:
 
 def fill(text: str, values: dict[str, str]) -> str:
     return PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), text)
+
+
+def email_previews(rule) -> list[str]:
+    """How the rule's e-mails and notifications read, filled with sample values."""
+    previews = []
+    for action in rule.actions.filter(kind__in=["email_contact", "notify"]):
+        subject = fill(action.title, SAMPLE)
+        body = fill(action.body, SAMPLE)
+        previews.append(f"Preview of “{action}”: {subject} — {body}".strip(" —"))
+    return previews

@@ -12,5 +12,7 @@ urlpatterns = [
     path("opportunities/<int:pk>/", views.opportunity_panel, name="panel"),
     path("opportunities/<int:pk>/email/", views.opportunity_email, name="email"),
     path("rules/", views.rule_list, name="rules"),
+    path("rules/new/", views.rule_create, name="rule_create"),
+    path("rules/<int:pk>/", views.rule_edit, name="rule_edit"),
     path("rules/<int:pk>/toggle/", views.rule_toggle, name="rule_toggle"),
 ]

@@ -3,13 +3,21 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from automation import notifications
-from automation.forms import ContactEmailForm, EmailSettingForm
+from automation.forms import (
+    ActionFormSet,
+    ConditionFormSet,
+    ContactEmailForm,
+    EmailSettingForm,
+    RuleForm,
+)
 from automation.models import Rule
+from automation.placeholders import email_previews
 from automation.selectors import recent_runs, rules_for_settings, runs_for_opportunity
 from automation.services import contact_email_send
 from opportunities.views.htmx import visible_opportunity_or_404
@@ -141,3 +149,41 @@ def rule_toggle(request, pk: int):
     state = "disabled" if rule.enabled else "enabled"
     messages.success(request, f"Rule “{rule.name}” {state}.")
     return redirect("automation:rules")
+
+
+def _rule_form(request, rule: Rule | None):
+    """Create or edit a rule with its conditions and actions, all validated together."""
+    rule = rule or Rule(acting_user=request.user)
+    data = request.POST if request.method == "POST" else None
+    form = RuleForm(data, instance=rule)
+    # The formsets check their rows against the rule as submitted (its pipeline).
+    if data is not None and form.is_valid():
+        rule = form.save(commit=False)
+    conditions = ConditionFormSet(data, instance=rule, prefix="conditions")
+    actions = ActionFormSet(data, instance=rule, prefix="actions")
+    if data is not None and form.is_valid() and conditions.is_valid() and actions.is_valid():
+        with transaction.atomic():
+            rule.problem = ""
+            rule.save()
+            conditions.save()
+            actions.save()
+        messages.success(request, f"Rule “{rule.name}” saved.")
+        for preview in email_previews(rule):
+            messages.info(request, preview)
+        return redirect("automation:rules")
+    return render(
+        request,
+        "automation/rule_form.html",
+        {"form": form, "conditions": conditions, "actions": actions, "rule": rule},
+        status=422 if data is not None else 200,
+    )
+
+
+@permission_required("automation.add_rule", raise_exception=True)
+def rule_create(request):
+    return _rule_form(request, None)
+
+
+@permission_required("automation.change_rule", raise_exception=True)
+def rule_edit(request, pk: int):
+    return _rule_form(request, get_object_or_404(Rule, pk=pk))

@@ -118,3 +118,119 @@ def test_managers_see_and_toggle_rules_and_reps_do_not(client):
     client.post(reverse("automation:rule_toggle", args=[rule.pk]))
     rule.refresh_from_db()
     assert rule.enabled is False
+
+
+def rule_post(rule_fields, actions=(), conditions=()):
+    data = {
+        "name": "Proposal follow-up",
+        "enabled": "on",
+        "position": "0",
+        "trigger": "stage_entered",
+        **rule_fields,
+        "conditions-TOTAL_FORMS": str(len(conditions)),
+        "conditions-INITIAL_FORMS": "0",
+        "actions-TOTAL_FORMS": str(len(actions)),
+        "actions-INITIAL_FORMS": "0",
+    }
+    for prefix, rows in (("conditions", conditions), ("actions", actions)):
+        for index, row in enumerate(rows):
+            data |= {f"{prefix}-{index}-{key}": value for key, value in row.items()}
+    return data
+
+
+@pytest.fixture
+def manager_client(client):
+    manager = factories.manager(username="dana")
+    client.force_login(manager)
+    pipeline, stages = factories.pipeline_with_stages(name="Sales")
+    return client, manager, pipeline, stages
+
+
+def test_a_manager_creates_a_rule_and_sees_the_email_preview(manager_client):
+    client, manager, pipeline, stages = manager_client
+    answer = client.post(
+        reverse("automation:rule_create"),
+        rule_post(
+            {"pipeline": pipeline.pk, "stage": stages[2].pk, "acting_user": manager.pk},
+            actions=[
+                {
+                    "kind": "create_task",
+                    "recipient": "owner",
+                    "title": "Send it",
+                    "position": 0,
+                    "due_in_days": 2,
+                },
+                {
+                    "kind": "email_contact",
+                    "title": "Hi {first_name}",
+                    "body": "About {deal}",
+                    "position": 1,
+                },
+            ],
+            conditions=[{"kind": "value_gte", "value": "500"}],
+        ),
+        follow=True,
+    )
+    html = answer.content.decode()
+    rule = Rule.objects.get()
+    assert (rule.stage, rule.acting_user, rule.actions.count(), rule.conditions.count()) == (
+        stages[2],
+        manager,
+        2,
+        1,
+    )
+    assert "Hi Ada" in html and "About Analytical Engine licence" in html
+
+
+@pytest.mark.parametrize(
+    ("rule_fields", "action", "message"),
+    [
+        ({"stage": "other"}, None, "That stage belongs to another pipeline."),
+        (
+            {},
+            {"kind": "create_task", "title": "t", "due_in_days": -5},
+            "A task cannot be due in the past",
+        ),
+        (
+            {},
+            {"kind": "notify", "title": "t", "recipient": "group", "group": "empty"},
+            "has no active members",
+        ),
+        ({"acting_user": "retired"}, None, "Select a valid choice"),
+        ({}, {"kind": "move_stage", "stage": "other"}, "That stage belongs to another pipeline."),
+    ],
+)
+def test_a_bad_rule_is_refused_with_a_message(manager_client, rule_fields, action, message):
+    from django.contrib.auth.models import Group
+
+    client, manager, pipeline, stages = manager_client
+    _, other_stages = factories.pipeline_with_stages(name="Other")
+    lookups = {
+        "other": other_stages[1].pk,
+        "empty": Group.objects.create(name="Empty").pk,
+        "retired": factories.manager(username="gone", is_active=False).pk,
+    }
+    fields = {"pipeline": pipeline.pk, "stage": stages[2].pk, "acting_user": manager.pk}
+    fields |= {key: lookups.get(value, value) for key, value in rule_fields.items()}
+    actions = []
+    if action:
+        actions = [{"position": 0, **{k: lookups.get(v, v) for k, v in action.items()}}]
+    answer = client.post(reverse("automation:rule_create"), rule_post(fields, actions=actions))
+    assert answer.status_code == 422
+    assert message in answer.content.decode()
+    assert not Rule.objects.exists()
+
+
+def test_a_manager_edits_a_rule(manager_client):
+    client, manager, _, _ = manager_client
+    rule = Rule.objects.create(
+        name="Old", trigger=Trigger.CREATED, acting_user=manager, problem="its user left"
+    )
+    page = client.get(reverse("automation:rule_edit", args=[rule.pk]))
+    assert page.status_code == 200
+    client.post(
+        reverse("automation:rule_edit", args=[rule.pk]),
+        rule_post({"name": "New", "trigger": "created", "acting_user": manager.pk}),
+    )
+    rule.refresh_from_db()
+    assert (rule.name, rule.problem) == ("New", "")
