@@ -5,6 +5,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 from django import forms
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db.models import Q
 from django.utils import timezone
@@ -20,6 +21,7 @@ from opportunities.models import (
     Status,
     Task,
 )
+from opportunities.selectors import contacts_visible_to, users_who_can_see
 from pipelines.models import Pipeline, Stage
 
 PHONE_CHARACTERS = re.compile(r"^[0-9 +\-().]+$")
@@ -51,15 +53,28 @@ class StageChoiceField(forms.ModelChoiceField):
         return stage.name
 
 
-class ContactForm(forms.ModelForm):
+class ParseOnlyModelForm(forms.ModelForm):
+    """A model form that only parses and checks its fields.
+
+    The services build, validate and save the rows; so the instance a form is given
+    (for its initial values) is never changed by validating the form.
+    """
+
+    def _post_clean(self):
+        pass
+
+
+class ContactForm(ParseOnlyModelForm):
     """The contact block of the record form (prefix "contact").
 
     A hidden `id` says which existing contact the details belong to; without it, a
-    name creates a new contact, and all fields blank means "no contact".
+    name creates a new contact, and all fields blank means "no contact". Only contacts
+    the user can see (`contacts_visible_to`) are accepted: picking another rep's
+    contact by its id would let its details be overwritten.
     """
 
     id = forms.ModelChoiceField(
-        queryset=Contact.objects.all(),
+        queryset=Contact.objects.none(),
         required=False,
         widget=forms.HiddenInput,
         error_messages={"invalid_choice": "That contact no longer exists; pick another."},
@@ -78,9 +93,10 @@ class ContactForm(forms.ModelForm):
             "name": forms.TextInput(attrs={"autocomplete": "off"}),
         }
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, user, **kwargs):
         kwargs.setdefault("prefix", "contact")
         super().__init__(*args, **kwargs)
+        self.fields["id"].queryset = contacts_visible_to(user)
         for name in ("name", "email", "phone", "company"):
             self.fields[name].required = False
         self.fields["phone"].validators.append(validate_phone)
@@ -94,9 +110,10 @@ class ContactForm(forms.ModelForm):
             self.add_error("name", "Give the contact a name.")
         return cleaned
 
-    def _post_clean(self):
-        # The contact is saved by the service (created, updated or left alone), not here.
-        pass
+    @property
+    def picks_an_unknown_contact(self) -> bool:
+        """An id was sent that is no contact this user can see (or none at all)."""
+        return self.has_error("id", "invalid_choice")
 
     @property
     def picked(self) -> Contact | None:
@@ -108,7 +125,7 @@ class ContactForm(forms.ModelForm):
         return {key: self.cleaned_data.get(key) or "" for key in keys}
 
 
-class OpportunityFormBase(forms.ModelForm):
+class OpportunityFormBase(ParseOnlyModelForm):
     value = forms.DecimalField(
         min_value=0,
         max_digits=14,
@@ -158,10 +175,6 @@ class OpportunityFormBase(forms.ModelForm):
         if cleaned.get("status") != Status.LOST:
             cleaned["lost_reason"] = None
         return cleaned
-
-    def _post_clean(self):
-        # Services validate and save; the form only parses and checks its fields.
-        pass
 
 
 class OpportunityEditForm(OpportunityFormBase):
@@ -246,7 +259,7 @@ class QuickAddForm(forms.Form):
     )
 
 
-class NoteForm(forms.ModelForm):
+class NoteForm(ParseOnlyModelForm):
     class Meta:
         model = Note
         fields = ["body"]
@@ -265,12 +278,17 @@ class NoteForm(forms.ModelForm):
             raise ValidationError("Write something before saving the note.")
         return body
 
-    def _post_clean(self):
-        pass
 
+class TaskForm(ParseOnlyModelForm):
+    """A task on one opportunity; only people who can see that opportunity may be assigned
+    (anyone else would never find the task in "My tasks")."""
 
-class TaskForm(forms.ModelForm):
-    assigned_to = OwnerChoiceField(queryset=active_users(), required=False, label="Assignee")
+    assigned_to = OwnerChoiceField(
+        queryset=get_user_model().objects.none(),
+        required=False,
+        label="Assignee",
+        error_messages={"invalid_choice": "Choose someone who can see this opportunity."},
+    )
 
     class Meta:
         model = Task
@@ -285,18 +303,15 @@ class TaskForm(forms.ModelForm):
             "due_on": forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
         }
 
-    def __init__(self, *args, opportunity: Opportunity | None = None, **kwargs):
+    def __init__(self, *args, opportunity: Opportunity, **kwargs):
         kwargs.setdefault("auto_id", "task_%s")
         super().__init__(*args, **kwargs)
-        self.fields["assigned_to"].queryset = active_users()
-        if opportunity is not None and not self.is_bound:
+        self.fields["assigned_to"].queryset = users_who_can_see(opportunity)
+        if not self.is_bound:
             self.initial["assigned_to"] = opportunity.assigned_to_id
 
-    def _post_clean(self):
-        pass
 
-
-class CommunicationForm(forms.ModelForm):
+class CommunicationForm(ParseOnlyModelForm):
     kind = forms.ChoiceField(
         label="Type",
         choices=CommunicationKind.choices,
@@ -331,6 +346,3 @@ class CommunicationForm(forms.ModelForm):
         if moment and moment > timezone.now() + timedelta(minutes=5):
             raise ValidationError("That time is in the future; log what already happened.")
         return moment
-
-    def _post_clean(self):
-        pass

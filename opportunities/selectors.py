@@ -3,10 +3,11 @@
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from django.contrib.auth import get_user_model
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
 
-from opportunities.models import Opportunity, Task
+from opportunities.models import Contact, Opportunity, Task
 from pipelines.models import Pipeline, Stage
 
 BOARD_PAGE_SIZE = 25
@@ -35,6 +36,41 @@ def opportunity_is_visible_to(user, opportunity: Opportunity) -> bool:
     if not user.is_authenticated:
         return False
     return can_view_all(user) or opportunity.assigned_to_id == user.pk
+
+
+def contacts_visible_to(user) -> QuerySet[Contact]:
+    """Contacts follow the opportunities ("only assigned data" covers contacts too).
+
+    A user sees a contact if it is on an opportunity they can see; users with "view all
+    opportunities" see every contact, including those on no opportunity.
+    """
+    if not user.is_authenticated:
+        return Contact.objects.none()
+    if can_view_all(user):
+        return Contact.objects.all()
+    visible = opportunities_visible_to(user).filter(contact__isnull=False)
+    return Contact.objects.filter(pk__in=visible.values("contact_id"))
+
+
+def users_who_can_see(opportunity: Opportunity) -> QuerySet:
+    """Active users for whom `opportunities_visible_to` includes this opportunity.
+
+    Its owner, and whoever holds "view all opportunities" (directly, through a group, or
+    as a superuser); e.g. the people a task on it may be assigned to.
+    """
+    app_label, codename = VIEW_ALL_PERMISSION.split(".")
+    grants = {"content_type__app_label": app_label, "codename": codename}
+    can_see = (
+        Q(is_superuser=True)
+        | Q(**{f"user_permissions__{key}": value for key, value in grants.items()})
+        | Q(**{f"groups__permissions__{key}": value for key, value in grants.items()})
+    )
+    if opportunity.assigned_to_id is not None:
+        can_see |= Q(pk=opportunity.assigned_to_id)
+    users = get_user_model().objects
+    return users.filter(is_active=True, pk__in=users.filter(can_see).values("pk")).order_by(
+        "first_name", "username"
+    )
 
 
 def with_card_fields(queryset: QuerySet[Opportunity]) -> QuerySet[Opportunity]:
@@ -135,10 +171,12 @@ def stages_of(pipeline: Pipeline) -> list[Stage]:
     return list(pipeline.stages.order_by("position", "id"))
 
 
-def source_choices() -> list[str]:
+def source_choices(user=None) -> list[str]:
+    """Sources in use, for suggestions: on the opportunities `user` can see.
+
+    Without a user, every source (only for callers that show no user's data).
+    """
+    queryset = Opportunity.objects.all() if user is None else opportunities_visible_to(user)
     return list(
-        Opportunity.objects.exclude(source="")
-        .order_by("source")
-        .values_list("source", flat=True)
-        .distinct()
+        queryset.exclude(source="").order_by("source").values_list("source", flat=True).distinct()
     )

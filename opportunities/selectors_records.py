@@ -15,7 +15,7 @@ from opportunities.models import (
     Status,
     Task,
 )
-from opportunities.selectors import opportunities_visible_to
+from opportunities.selectors import contacts_visible_to, opportunities_visible_to
 from pipelines.models import Stage
 
 CONTACT_SEARCH_LIMIT = 10
@@ -63,10 +63,6 @@ class RecordActivity:
     @property
     def open_tasks(self) -> list[Task]:
         return [task for task in self.tasks if not task.is_done]
-
-    @property
-    def done_tasks(self) -> list[Task]:
-        return [task for task in self.tasks if task.is_done]
 
 
 def record_opportunity(user, pk: int) -> QuerySet[Opportunity]:
@@ -217,18 +213,20 @@ def time_in_stages(
     ]
 
 
-def contacts_matching(query: str, *, limit: int = CONTACT_SEARCH_LIMIT) -> list[Contact]:
-    """Contacts whose name, email, phone or company contains the text; at most `limit`."""
+def contacts_matching(user, query: str, *, limit: int = CONTACT_SEARCH_LIMIT) -> list[Contact]:
+    """Contacts the user can see whose name, email, phone or company contains the text."""
     query = query.strip()
     if not query:
         return []
     return list(
-        Contact.objects.filter(
+        contacts_visible_to(user)
+        .filter(
             Q(name__icontains=query)
             | Q(email__icontains=query)
             | Q(phone__icontains=query)
             | Q(company__icontains=query)
-        ).order_by("name", "id")[:limit]
+        )
+        .order_by("name", "id")[:limit]
     )
 
 

@@ -17,7 +17,8 @@ pytestmark = pytest.mark.django_db
 
 
 def _contact_errors(**data):
-    form = ContactForm({f"contact-{key}": value for key, value in data.items()})
+    data = {f"contact-{key}": value for key, value in data.items()}
+    form = ContactForm(data, user=factories.manager())
     form.is_valid()
     return form.errors
 
@@ -55,7 +56,7 @@ def test_contact_details_need_a_name():
 
 
 def test_blank_contact_block_is_valid_and_means_no_contact():
-    form = ContactForm({})
+    form = ContactForm({}, user=factories.manager())
     assert form.is_valid()
     assert form.picked is None
     assert not any(form.details.values())

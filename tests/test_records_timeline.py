@@ -157,9 +157,10 @@ def test_contact_search_matches_any_detail_and_stops_at_ten():
     for index in range(CONTACT_SEARCH_LIMIT + 3):
         factories.ContactFactory(name=f"Person {index}", company="Initech")
     factories.ContactFactory(name="Someone", company="Globex")
-    assert len(contacts_matching("initech")) == CONTACT_SEARCH_LIMIT
-    assert [contact.name for contact in contacts_matching("glob")] == ["Someone"]
-    assert contacts_matching("   ") == []
+    manager = factories.manager()
+    assert len(contacts_matching(manager, "initech")) == CONTACT_SEARCH_LIMIT
+    assert [contact.name for contact in contacts_matching(manager, "glob")] == ["Someone"]
+    assert contacts_matching(manager, "   ") == []
 
 
 def test_my_open_tasks_are_soonest_first_with_undated_last():

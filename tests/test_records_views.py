@@ -175,8 +175,9 @@ def test_edit_creates_a_new_contact_inline(client, mine):
     assert (contact.name, contact.company) == ("New Person", "Acme")
 
 
-def test_edit_picks_an_existing_contact(client, mine):
+def test_edit_picks_an_existing_contact(client, mine, stages):
     other = factories.ContactFactory(name="Picked")
+    factories.OpportunityFactory(stage=stages[1], contact=other, assigned_to=mine.assigned_to)
     data = _edit_data(
         mine,
         **{
@@ -255,9 +256,10 @@ def test_status_with_stale_version_answers_409_with_the_record(client, mine):
 # --- Contacts --------------------------------------------------------------------------------
 
 
-def test_contact_search_returns_at_most_ten_matches(client, owner):
+def test_contact_search_returns_at_most_ten_matches(client, owner, stages):
     for index in range(12):
-        factories.ContactFactory(name=f"Zed {index:02d}")
+        contact = factories.ContactFactory(name=f"Zed {index:02d}")
+        factories.OpportunityFactory(stage=stages[0], contact=contact, assigned_to=owner)
     response = client.get(_url("contact_search"), {"contact-search": "zed"}, **HX)
     assert response.content.decode().count('class="contact-option"') == 10
 
@@ -267,8 +269,9 @@ def test_contact_search_says_when_nothing_matches(client, owner):
     assert "No contact matches" in response.content.decode()
 
 
-def test_contact_pick_fills_the_contact_fields(client, owner):
+def test_contact_pick_fills_the_contact_fields(client, owner, mine):
     contact = factories.ContactFactory(name="Picked One", email="p1@example.com")
+    factories.OpportunityFactory(stage=mine.stage, contact=contact, assigned_to=owner)
     response = client.get(_url("contact_pick"), {"id": contact.pk}, **HX)
     html = response.content.decode()
     assert f'name="contact-id" value="{contact.pk}"' in html
@@ -482,10 +485,12 @@ def test_full_form_with_bad_email_creates_nothing(client, stages, owner):
     assert not Opportunity.objects.exists() and not Contact.objects.filter(name="Lee").exists()
 
 
-def test_source_suggestions_list_sources_in_use(client, mine, stages):
-    factories.OpportunityFactory(stage=stages[1], source="Podcast")
+def test_source_suggestions_list_sources_in_use_on_my_opportunities(client, mine, stages):
+    factories.OpportunityFactory(stage=stages[1], source="Podcast", assigned_to=mine.assigned_to)
+    factories.OpportunityFactory(stage=stages[1], source="Secret list", assigned_to=factories.rep())
     html = client.get(_url("detail", mine.pk)).content.decode()
     assert '<datalist id="source-options">' in html and '<option value="Podcast">' in html
+    assert "Secret list" not in html
 
 
 def test_full_form_preselects_the_pipeline_of_the_given_stage(client, stages, owner):

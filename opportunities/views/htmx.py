@@ -1,15 +1,19 @@
 """Shared answers for htmx endpoints: readable 4xx messages, toasts, redirects."""
 
 import json
+from collections.abc import Callable
 
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse
-from django.shortcuts import get_object_or_404
+from django.shortcuts import get_object_or_404, redirect
 from django.utils.http import url_has_allowed_host_and_scheme
 from django_htmx.http import trigger_client_event
 
 from opportunities.selectors import opportunities_visible_to
 
 NOT_VISIBLE = "That opportunity does not exist or is not assigned to you."
+INVALID = 422
 
 
 def visible_opportunity_or_404(request, pk: int, *, related=("pipeline", "stage")):
@@ -41,3 +45,52 @@ def safe_next(request, fallback: str) -> str:
 
 def json_attr(data: dict) -> str:
     return json.dumps(data, separators=(",", ":"))
+
+
+def answer(
+    request,
+    *,
+    message: str = "",
+    level: str = "success",
+    status: int = 200,
+    fragment: Callable[[], str] | None = None,
+    page: Callable[[int], HttpResponse] | None = None,
+    redirect_to: str | None = None,
+    htmx_redirect: bool = False,
+    events: dict[str, dict] | None = None,
+) -> HttpResponse:
+    """The one place that chooses between the htmx answer and the no-JavaScript one.
+
+    htmx: the `fragment()` HTML with `status` (and `message` as a toast, `events` as
+    HX-Trigger events); without a fragment, a 4xx is the message as plain text and a
+    success an empty body, or an HX-Redirect to `redirect_to` when `htmx_redirect`.
+    Without JavaScript: `page(status)` when given (422 becomes a plain 400), else a 403
+    raises PermissionDenied, and anything else redirects to `redirect_to` with `message`
+    as a flash message.
+    """
+    if request.htmx:
+        if fragment is not None:
+            response = HttpResponse(fragment(), status=status)
+        elif status >= 400:
+            return error_response(message or "The request was not valid.", status=status)
+        elif htmx_redirect and redirect_to:
+            if message:
+                messages.add_message(request, _LEVELS[level], message)
+            response = HttpResponse("")
+            response["HX-Redirect"] = redirect_to
+            return response
+        else:
+            response = HttpResponse("")
+        for name, detail in (events or {}).items():
+            response = trigger_client_event(response, name, detail)
+        return with_toast(response, message, level) if message else response
+    if page is not None:
+        return page(400 if status == INVALID else status)
+    if status == 403:
+        raise PermissionDenied(message)
+    if message:
+        messages.add_message(request, _LEVELS[level], message)
+    return redirect(redirect_to)
+
+
+_LEVELS = {"success": messages.SUCCESS, "error": messages.ERROR, "info": messages.INFO}
