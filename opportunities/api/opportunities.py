@@ -1,0 +1,331 @@
+"""/api/v1/opportunities: HighLevel's paths, parsed here, decided by the services."""
+
+from datetime import datetime, time, timedelta
+from urllib.parse import urlencode
+
+from django.db.models import Q
+from django.utils import timezone
+from ninja import Path, Query, Router
+from ninja import Status as Answer
+
+from opportunities.api import parsing
+from opportunities.api.schemas import (
+    ERRORS,
+    ID_PATTERN,
+    WRITE_ERRORS,
+    DeletedOut,
+    LostReasonsOut,
+    OpportunityEnvelope,
+    OpportunityIn,
+    OpportunityUpdateIn,
+    PipelinesOut,
+    SearchOut,
+    StatusIn,
+    UpsertOut,
+)
+from opportunities.models import Contact, LostReason, Opportunity, Status
+from opportunities.selectors import opportunities_visible_to
+from opportunities.serializers import opportunity_as_api
+from opportunities.services.editing import contact_is_visible_to, opportunity_create_with_contact
+from opportunities.services.moves import opportunity_set_status
+from opportunities.services.opportunities import opportunity_delete, opportunity_update
+from pipelines.models import Pipeline, Stage
+
+router = Router(tags=["Opportunities"])
+
+ORDERS = {"added_desc": ("-created_at", "-id"), "added_asc": ("created_at", "id")}
+
+
+def _visible(user):
+    return opportunities_visible_to(user).select_related("contact")
+
+
+def _get_visible(user, opportunity_id: str) -> Opportunity:
+    pk = parsing.as_pk(opportunity_id, "id")
+    return _visible(user).get(pk=pk)  # DoesNotExist -> 404
+
+
+def _reload(user, opportunity: Opportunity) -> dict:
+    return opportunity_as_api(_visible(user).get(pk=opportunity.pk))
+
+
+def _contact(user, contact_id) -> Contact | None:
+    if contact_id in (None, ""):
+        return None
+    contact = parsing.get_referenced(Contact.objects.all(), contact_id, "contactId", "contact")
+    if not contact_is_visible_to(user, contact):
+        raise parsing.ValidationError({"contactId": ["No such contact."]})
+    return contact
+
+
+def _lost_reason(value) -> LostReason | None:
+    if value in (None, ""):
+        return None
+    return parsing.get_referenced(LostReason.objects.all(), value, "lostReasonId", "lost reason")
+
+
+def _ms(value: datetime) -> int:
+    return int(value.timestamp() * 1000)
+
+
+@router.get("/search", response={200: SearchOut, **ERRORS}, summary="Search opportunities")
+def search(
+    request,
+    q: str | None = Query(None, max_length=200),
+    pipeline_id: str | None = Query(None, pattern=ID_PATTERN),
+    pipeline_stage_id: str | None = Query(None, pattern=ID_PATTERN),
+    contact_id: str | None = Query(None, pattern=ID_PATTERN),
+    status: str = Query("all", pattern="^(open|won|lost|abandoned|all)$"),
+    assigned_to: str | None = Query(None, pattern=ID_PATTERN),
+    date: str | None = Query(None, max_length=20, description="created from (mm-dd-yyyy)"),
+    endDate: str | None = Query(None, max_length=20, description="created until (mm-dd-yyyy)"),
+    order: str = Query("added_desc", pattern="^(added_desc|added_asc)$"),
+    limit: int = Query(20, ge=1, le=100),
+    startAfter: int | None = Query(None, ge=0, le=10**14, description="ms of the last item"),
+    startAfterId: str | None = Query(None, pattern=ID_PATTERN),
+):
+    """Opportunities visible to the token's user, newest first, keyset-paged."""
+    queryset = _visible(request.user)
+    if q:
+        queryset = queryset.filter(
+            Q(name__icontains=q)
+            | Q(contact__name__icontains=q)
+            | Q(contact__email__icontains=q)
+            | Q(contact__company__icontains=q)
+        )
+    if pipeline_id:
+        queryset = queryset.filter(pipeline_id=parsing.as_pk(pipeline_id, "pipeline_id"))
+    if pipeline_stage_id:
+        queryset = queryset.filter(stage_id=parsing.as_pk(pipeline_stage_id, "pipeline_stage_id"))
+    if contact_id:
+        queryset = queryset.filter(contact_id=parsing.as_pk(contact_id, "contact_id"))
+    if status != "all":
+        queryset = queryset.filter(status=status)
+    if assigned_to:
+        queryset = queryset.filter(assigned_to_id=parsing.as_pk(assigned_to, "assigned_to"))
+    tz = timezone.get_current_timezone()
+    if start := parsing.parse_day(date, "date"):
+        queryset = queryset.filter(created_at__gte=datetime.combine(start, time.min, tz))
+    if end := parsing.parse_day(endDate, "endDate"):
+        until = datetime.combine(end, time.min, tz) + timedelta(days=1)
+        queryset = queryset.filter(created_at__lt=until)
+    total = queryset.count()
+
+    newest_first = order == "added_desc"
+    after_key = None
+    if startAfterId:
+        after_pk = parsing.as_pk(startAfterId, "startAfterId")
+        if startAfter is not None:
+            after_key = (parsing.ms_to_datetime(startAfter, "startAfter"), after_pk)
+        else:
+            created = queryset.filter(pk=after_pk).values_list("created_at", flat=True).first()
+            after_key = (created, after_pk) if created else None
+    elif startAfter is not None:
+        moment = parsing.ms_to_datetime(startAfter, "startAfter")
+        queryset = queryset.filter(
+            created_at__lt=moment if newest_first else moment + timedelta(milliseconds=1)
+        )
+        if not newest_first:
+            queryset = queryset.filter(created_at__gte=moment + timedelta(milliseconds=1))
+    if after_key is not None:
+        created, pk = after_key
+        if newest_first:
+            queryset = queryset.filter(Q(created_at__lt=created) | Q(created_at=created, pk__lt=pk))
+        else:
+            queryset = queryset.filter(Q(created_at__gt=created) | Q(created_at=created, pk__gt=pk))
+
+    rows = list(queryset.order_by(*ORDERS[order])[: limit + 1])
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    last = rows[-1] if rows else None
+    next_url = None
+    if has_more and last is not None:
+        params = request.GET.copy()
+        params["startAfterId"] = str(last.pk)
+        params["startAfter"] = str(_ms(last.created_at))
+        next_url = request.build_absolute_uri(f"{request.path}?{urlencode(params, doseq=True)}")
+    return {
+        "opportunities": [opportunity_as_api(row) for row in rows],
+        "meta": {
+            "total": total,
+            "startAfterId": str(last.pk) if last else None,
+            "startAfter": _ms(last.created_at) if last else None,
+            "nextPageUrl": next_url,
+        },
+    }
+
+
+@router.get("/pipelines", response={200: PipelinesOut, **ERRORS}, summary="Get pipelines")
+def pipelines(request):
+    """Pipelines that are not archived, each with its stages in board order."""
+    stages_by_pipeline: dict[int, list] = {}
+    for stage in Stage.objects.filter(pipeline__is_archived=False).order_by("position", "id"):
+        stages_by_pipeline.setdefault(stage.pipeline_id, []).append(
+            {"id": str(stage.pk), "name": stage.name, "position": stage.position}
+        )
+    return {
+        "pipelines": [
+            {
+                "id": str(pipeline.pk),
+                "name": pipeline.name,
+                "stages": stages_by_pipeline.get(pipeline.pk, []),
+            }
+            for pipeline in Pipeline.objects.filter(is_archived=False)
+        ]
+    }
+
+
+@router.get("/lost-reason", response={200: LostReasonsOut, **ERRORS}, summary="Lost reasons")
+def lost_reasons(request):
+    return {
+        "lostReasons": [
+            {"id": str(reason.pk), "name": reason.name}
+            for reason in LostReason.objects.filter(is_active=True)
+        ]
+    }
+
+
+def _create(user, payload: OpportunityIn) -> Opportunity:
+    pipeline = parsing.get_referenced(
+        Pipeline.objects.all(), payload.pipelineId, "pipelineId", "pipeline"
+    )
+    stage = None
+    if payload.pipelineStageId:
+        stage = parsing.get_referenced(
+            Stage.objects.all(), payload.pipelineStageId, "pipelineStageId", "stage"
+        )
+    contact_details = None
+    if payload.contact is not None and not payload.contactId:
+        contact_details = {
+            "name": payload.contact.name,
+            "email": payload.contact.email,
+            "phone": payload.contact.phone,
+            "company": payload.contact.companyName,
+        }
+    return opportunity_create_with_contact(
+        user=user,
+        pipeline=pipeline,
+        stage=stage,
+        name=payload.name,
+        value=str(payload.monetaryValue),
+        source=payload.source,
+        assigned_to=parsing.user_by_id(payload.assignedTo) if payload.assignedTo else None,
+        status=payload.status,
+        lost_reason=_lost_reason(payload.lostReasonId),
+        contact=_contact(user, payload.contactId),
+        contact_details=contact_details,
+    )
+
+
+@router.post(
+    "/", response={201: OpportunityEnvelope, **WRITE_ERRORS}, summary="Create an opportunity"
+)
+def create(request, payload: OpportunityIn):
+    opportunity = _create(request.user, payload)
+    return Answer(201, {"opportunity": _reload(request.user, opportunity)})
+
+
+@router.post("/upsert", response={200: UpsertOut, **WRITE_ERRORS}, summary="Upsert")
+def upsert(request, payload: OpportunityIn):
+    """As HighLevel: the newest visible opportunity of this contact in this pipeline is
+    updated; without one (or without a contact) a new opportunity is created."""
+    existing = None
+    if payload.contactId:
+        existing = (
+            _visible(request.user)
+            .filter(
+                contact_id=parsing.as_pk(payload.contactId, "contactId"),
+                pipeline_id=parsing.as_pk(payload.pipelineId, "pipelineId"),
+            )
+            .order_by("-created_at", "-id")
+            .first()
+        )
+    if existing is None:
+        opportunity = _create(request.user, payload)
+        return {"opportunity": _reload(request.user, opportunity), "new": True}
+    changes = OpportunityUpdateIn(
+        **{
+            key: value
+            for key, value in payload.model_dump(exclude_unset=True).items()
+            if key in OpportunityUpdateIn.model_fields and key != "contactId"
+        }
+    )
+    fields = _update_fields(request.user, changes, existing)
+    opportunity = opportunity_update(opportunity=existing, user=request.user, **fields)
+    return {"opportunity": _reload(request.user, opportunity), "new": False}
+
+
+def _update_fields(user, payload, opportunity: Opportunity) -> dict:
+    given = payload.model_dump(exclude_unset=True)
+    fields: dict = {}
+    if given.get("name") is not None:
+        fields["name"] = payload.name
+    if given.get("source") is not None:
+        fields["source"] = payload.source
+    if given.get("monetaryValue") is not None:
+        fields["value"] = str(payload.monetaryValue)
+    if given.get("pipelineId") is not None:
+        fields["pipeline"] = parsing.get_referenced(
+            Pipeline.objects.all(), payload.pipelineId, "pipelineId", "pipeline"
+        )
+    if given.get("pipelineStageId") is not None:
+        fields["stage"] = parsing.get_referenced(
+            Stage.objects.all(), payload.pipelineStageId, "pipelineStageId", "stage"
+        )
+    if "assignedTo" in given:
+        fields["assigned_to"] = (
+            parsing.user_by_id(payload.assignedTo) if payload.assignedTo else None
+        )
+    if "contactId" in given:
+        fields["contact"] = _contact(user, payload.contactId)
+    if given.get("status") is not None:
+        fields["status"] = payload.status
+        if payload.status != Status.LOST:
+            fields["lost_reason"] = None
+    if given.get("lostReasonId") is not None:
+        fields["lost_reason"] = _lost_reason(payload.lostReasonId)
+    return fields
+
+
+@router.put(
+    "/{id}", response={200: OpportunityEnvelope, **WRITE_ERRORS}, summary="Update an opportunity"
+)
+def update(request, payload: OpportunityUpdateIn, id: str = Path(..., pattern=ID_PATTERN)):
+    """Change any subset of the fields. Send `version` (or If-Match) to get 409 when stale."""
+    opportunity = _get_visible(request.user, id)
+    version = parsing.version_from(request, payload.version)
+    fields = _update_fields(request.user, payload, opportunity)
+    opportunity = opportunity_update(
+        opportunity=opportunity, user=request.user, version=version, **fields
+    )
+    return {"opportunity": _reload(request.user, opportunity)}
+
+
+@router.get("/{id}", response={200: OpportunityEnvelope, **ERRORS}, summary="Get an opportunity")
+def detail(request, id: str = Path(..., pattern=ID_PATTERN)):
+    return {"opportunity": opportunity_as_api(_get_visible(request.user, id))}
+
+
+@router.delete("/{id}", response={200: DeletedOut, **WRITE_ERRORS}, summary="Delete")
+def delete(request, id: str = Path(..., pattern=ID_PATTERN)):
+    opportunity = _get_visible(request.user, id)
+    opportunity_delete(
+        opportunity=opportunity, user=request.user, version=parsing.version_from(request, None)
+    )
+    return {"succeded": True}
+
+
+@router.put(
+    "/{id}/status", response={200: OpportunityEnvelope, **WRITE_ERRORS}, summary="Update status"
+)
+def set_status(request, payload: StatusIn, id: str = Path(..., pattern=ID_PATTERN)):
+    opportunity = _get_visible(request.user, id)
+    version = parsing.version_from(request, payload.version)
+    opportunity = opportunity_set_status(
+        opportunity=opportunity,
+        status=payload.status,
+        version=opportunity.version if version is None else version,
+        user=request.user,
+        lost_reason=_lost_reason(payload.lostReasonId),
+    )
+    return {"opportunity": _reload(request.user, opportunity)}

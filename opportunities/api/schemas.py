@@ -1,0 +1,165 @@
+"""Request and response shapes of the opportunities API (HighLevel's field names)."""
+
+from typing import Annotated, Literal
+
+from ninja import Schema
+from pydantic import ConfigDict, Field, StrictInt
+
+Status = Literal["open", "won", "lost", "abandoned"]
+# Ids travel as strings (HighLevel's are strings); ours are positive integers inside.
+Id = str
+# In bodies, an id may also come as a JSON number.
+ID_PATTERN = r"^[1-9][0-9]{0,18}$"
+IdIn = Annotated[str, Field(pattern=ID_PATTERN)] | StrictInt
+Money = float
+
+
+class ErrorOut(Schema):
+    statusCode: int
+    message: str
+
+
+class ContactOut(Schema):
+    id: Id
+    name: str
+    companyName: str
+    email: str
+    phone: str
+
+
+class OpportunityOut(Schema):
+    id: Id
+    name: str
+    monetaryValue: Money
+    pipelineId: Id
+    pipelineStageId: Id
+    assignedTo: Id | None
+    status: Status
+    source: str
+    lostReasonId: Id | None
+    contactId: Id | None
+    contact: ContactOut | None
+    lastStatusChangeAt: str | None
+    lastStageChangeAt: str | None
+    createdAt: str
+    updatedAt: str
+    version: int = Field(description="Ours: send it back with PUT to refuse stale writes (409).")
+
+
+class OpportunityEnvelope(Schema):
+    opportunity: OpportunityOut
+
+
+class UpsertOut(Schema):
+    opportunity: OpportunityOut
+    new: bool
+
+
+class SearchMeta(Schema):
+    total: int
+    startAfterId: Id | None
+    startAfter: int | None = Field(description="createdAt of the last item, in ms since epoch")
+    nextPageUrl: str | None
+    currentPage: int | None = None
+    nextPage: int | None = None
+    prevPage: int | None = None
+
+
+class SearchOut(Schema):
+    opportunities: list[OpportunityOut]
+    meta: SearchMeta
+
+
+class ContactIn(Schema):
+    """Ours: create a contact with the deal instead of passing contactId."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200)
+    email: str = Field("", max_length=254)
+    phone: str = Field("", max_length=40)
+    companyName: str = Field("", max_length=200)
+
+
+class OpportunityIn(Schema):
+    model_config = ConfigDict(extra="ignore")
+    pipelineId: IdIn
+    name: str = Field(min_length=1, max_length=200)
+    pipelineStageId: IdIn | None = None
+    status: Status = "open"
+    contactId: IdIn | None = None
+    monetaryValue: Money = Field(0, ge=0, le=999_999_999_999)
+    assignedTo: IdIn | None = None
+    source: str = Field("", max_length=100)
+    lostReasonId: IdIn | None = None
+    contact: ContactIn | None = None
+
+
+class OpportunityUpdateIn(Schema):
+    model_config = ConfigDict(extra="ignore")
+    name: str | None = Field(None, min_length=1, max_length=200)
+    pipelineId: IdIn | None = None
+    pipelineStageId: IdIn | None = None
+    status: Status | None = None
+    monetaryValue: Money | None = Field(None, ge=0, le=999_999_999_999)
+    assignedTo: IdIn | None = None
+    source: str | None = Field(None, max_length=100)
+    lostReasonId: IdIn | None = None
+    contactId: IdIn | None = None
+    version: int | None = Field(None, ge=1, le=2**31 - 1)
+
+
+class StatusIn(Schema):
+    model_config = ConfigDict(extra="ignore")
+    status: Status
+    lostReasonId: IdIn | None = None
+    version: int | None = Field(None, ge=1, le=2**31 - 1)
+
+
+class DeletedOut(Schema):
+    # HighLevel's spelling.
+    succeded: bool
+
+
+class StageOut(Schema):
+    id: Id
+    name: str
+    position: int
+
+
+class PipelineOut(Schema):
+    id: Id
+    name: str
+    stages: list[StageOut]
+
+
+class PipelinesOut(Schema):
+    pipelines: list[PipelineOut]
+
+
+class LostReasonOut(Schema):
+    id: Id
+    name: str
+
+
+class LostReasonsOut(Schema):
+    lostReasons: list[LostReasonOut]
+
+
+class EventOut(Schema):
+    id: Id
+    type: str
+    opportunityId: Id
+    pipelineId: Id | None
+    actorId: Id | None
+    createdAt: str
+    opportunity: dict | None
+    changes: dict
+
+
+class EventsOut(Schema):
+    events: list[EventOut]
+    meta: dict
+
+
+ERRORS = {code: ErrorOut for code in (400, 401, 403, 404, 422, 429)}
+WRITE_ERRORS = {**ERRORS, 409: ErrorOut}

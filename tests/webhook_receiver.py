@@ -1,0 +1,50 @@
+"""A real HTTP receiver on 127.0.0.1 for webhook tests: records every request and
+answers with the next status of a script (then 200)."""
+
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class Receiver:
+    def __init__(self):
+        self.requests: list[dict] = []
+        self.script: list[int] = []
+        self.received = threading.Condition()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                status = receiver.script.pop(0) if receiver.script else 200
+                self.send_response(status)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+                with receiver.received:
+                    receiver.requests.append(
+                        {"headers": dict(self.headers), "body": body, "status": status}
+                    )
+                    receiver.received.notify_all()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_port}/hook"
+
+    def wait_for(self, count: int, timeout: float = 10) -> list[dict]:
+        with self.received:
+            self.received.wait_for(lambda: len(self.requests) >= count, timeout=timeout)
+        return self.requests
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
