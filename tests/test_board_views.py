@@ -675,3 +675,93 @@ def test_card_menu_without_change_permission_is_403(client, pipeline_and_stages)
     client.force_login(viewer)
     response = client.get(reverse("opportunities:card_menu", args=[deal.pk]), **HTMX)
     assert response.status_code == 403
+
+
+# ----- The cached board page and its ETag ------------------------------------------------
+
+
+def csp_nonce(response) -> str:
+    return re.search(r"'nonce-([^']+)'", response["Content-Security-Policy"]).group(1)
+
+
+def test_board_page_is_served_from_the_cache_in_three_queries(
+    client, manager, pipeline_and_stages, django_assert_max_num_queries
+):
+    pipeline, stages = pipeline_and_stages
+    factories.OpportunityFactory(stage=stages[0], name="Acme renewal")
+    first = client.get(board_url(pipeline))
+    with django_assert_max_num_queries(3):  # user, pipelines with stages, fingerprint
+        again = client.get(board_url(pipeline))
+    assert "Acme renewal" in again.content.decode()
+    assert card_ids(again.content.decode()) == card_ids(first.content.decode())
+
+
+def test_cached_board_page_gets_this_requests_csrf_token_and_csp_nonce(
+    client, manager, pipeline_and_stages
+):
+    pipeline, _ = pipeline_and_stages
+    client.get(board_url(pipeline))
+    response = client.get(board_url(pipeline))
+    html = response.content.decode()
+    assert "-placeholder" not in html
+    nonce = csp_nonce(response)
+    assert html.count(f'nonce="{nonce}"') >= 2
+    token = re.search(r'"X-CSRFToken": "([^"]+)"', html).group(1)
+    assert len(token) == 64
+
+
+def test_unchanged_board_answers_304_without_a_new_csp(client, manager, pipeline_and_stages):
+    pipeline, _ = pipeline_and_stages
+    client.get(board_url(pipeline))  # sets the CSRF cookie the ETag depends on
+    etag = client.get(board_url(pipeline))["ETag"]
+    response = client.get(board_url(pipeline), headers={"If-None-Match": etag})
+    assert response.status_code == 304
+    assert response.content == b""
+    assert "Content-Security-Policy" not in response
+    assert "no-cache" in response["Cache-Control"]
+    assert "private" in response["Cache-Control"]
+
+
+def test_a_move_changes_the_board_page_and_its_etag(client, manager, pipeline_and_stages):
+    pipeline, stages = pipeline_and_stages
+    deal = factories.OpportunityFactory(stage=stages[0])
+    client.get(board_url(pipeline))
+    etag = client.get(board_url(pipeline))["ETag"]
+    move(client, deal, stages[2])
+    response = client.get(board_url(pipeline), headers={"If-None-Match": etag})
+    assert response.status_code == 200
+    assert response["ETag"] != etag
+    column = response.content.decode().split(f'id="column-{stages[2].pk}"')[1]
+    assert f'id="opportunity-{deal.pk}"' in column.split("</section>")[0]
+
+
+def test_cached_board_page_is_per_user_and_per_filter(client, pipeline_and_stages):
+    pipeline, stages = pipeline_and_stages
+    rita, otto = factories.rep(username="rita"), factories.rep(username="otto")
+    mine = factories.OpportunityFactory(stage=stages[0], assigned_to=rita)
+    theirs = factories.OpportunityFactory(stage=stages[0], assigned_to=otto, status=Status.WON)
+    client.force_login(rita)
+    assert card_ids(client.get(board_url(pipeline)).content.decode()) == [mine.pk]
+    client.force_login(otto)
+    assert card_ids(client.get(board_url(pipeline)).content.decode()) == []
+    won = client.get(board_url(pipeline, status="won")).content.decode()
+    assert card_ids(won) == [theirs.pk]
+
+
+def test_renamed_stage_is_shown_at_once(client, manager, pipeline_and_stages):
+    pipeline, stages = pipeline_and_stages
+    client.get(board_url(pipeline))
+    stages[1].name = "Demo booked"
+    stages[1].save()
+    assert "Demo booked" in client.get(board_url(pipeline)).content.decode()
+
+
+def test_a_message_after_a_form_is_shown_on_the_board_not_cached(
+    client, manager, pipeline_and_stages
+):
+    pipeline, stages = pipeline_and_stages
+    deal = factories.OpportunityFactory(stage=stages[0], name="Acme")
+    client.get(board_url(pipeline))
+    response = move(client, deal, stages[3], htmx=False, via="menu")
+    assert "Moved “Acme”" in client.get(response["Location"]).content.decode()
+    assert "Moved “Acme”" not in client.get(board_url(pipeline)).content.decode()

@@ -27,6 +27,7 @@ from opportunities.selectors import (
     with_card_fields,
 )
 from opportunities.services.moves import opportunity_move, opportunity_set_status
+from opportunities.views.board_cache import cached_board_page
 from opportunities.views.htmx import (
     error_response,
     json_attr,
@@ -101,21 +102,27 @@ def _summary(columns: list[Column]) -> dict:
 
 @require_GET
 def board(request, pipeline_id: int):
+    if request.htmx and request.htmx.target == "board":
+        # Filter changes swap only the columns; the toolbar keeps focus and typed text.
+        return _render_board(request, pipeline_id, {}, fragment=True)
+    return cached_board_page(
+        request, pipeline_id, lambda extra: _render_board(request, pipeline_id, extra)
+    )
+
+
+def _render_board(request, pipeline_id: int, extra: dict, *, fragment: bool = False):
     pipeline = get_object_or_404(Pipeline, pk=pipeline_id)
     stages = stages_of(pipeline)
     filterset = _filtered(request, pipeline)
     context = _board_context(request, pipeline, filterset, stages)
     context["columns"] = board_columns(filterset.qs, stages)
     context["summary"] = _summary(context["columns"])
-    template = BOARD
-    if request.htmx and request.htmx.target == "board":
-        # Filter changes swap only the columns; the toolbar keeps focus and typed text.
-        template += "#board"
+    if fragment:
         context["summary_oob"] = True
-    else:
-        context["pipelines"] = pipelines_for_board()
-        context["sources"] = source_choices()
-    return render(request, template, context)
+        return render(request, BOARD + "#board", context)
+    context["pipelines"] = pipelines_for_board()
+    context["sources"] = source_choices()
+    return render(request, BOARD, {**context, **extra})
 
 
 @require_GET

@@ -1,0 +1,141 @@
+"""The rendered board page, cached and revalidated (ETag / 304).
+
+Rendering a board costs tens of milliseconds of templates; the same rep reloading the same
+board with the same filters gets the same HTML until a card of the pipeline changes. So
+the page is rendered once per (pipeline state, user, permissions, filters, day) and kept
+in the cache with two placeholders where the per-request secrets go: the CSRF token and
+the CSP nonce are filled in on every answer, never cached.
+
+The key is read in two small queries: the board's live fingerprint (selectors_live) and
+the pipelines with their stages (names, order, probabilities: what the columns and tabs
+show). What neither covers (a renamed contact or user, a new source in the filter list)
+shows up when the pipeline next changes, or after TTL at the latest.
+"""
+
+import hashlib
+
+from django.conf import settings
+from django.contrib.messages import get_messages
+from django.core.cache import caches
+from django.db.models import Q
+from django.http import Http404, HttpResponse, HttpResponseNotModified
+from django.middleware.csrf import get_token
+from django.utils import timezone
+from django.utils.cache import patch_cache_control, patch_vary_headers
+from django.utils.http import parse_etags, quote_etag
+
+from opportunities.selectors_live import board_fingerprint
+from pipelines.models import Pipeline
+
+TTL = 300  # seconds; see the module docstring for what only the TTL refreshes
+PERMISSIONS_TTL = 60
+CSRF_PLACEHOLDER = "csrf-7b1e0c9a-placeholder"
+NONCE_PLACEHOLDER = "nonce-4f2d8e61-placeholder"
+PLACEHOLDERS = {"csrf_token": CSRF_PLACEHOLDER, "csp_nonce": NONCE_PLACEHOLDER}
+
+
+def _cache():
+    return caches["default"]
+
+
+def user_permissions(user) -> frozenset[str]:
+    """The user's permissions, kept a minute per process (two queries saved per board).
+
+    Only what the page shows depends on this; every write checks the permission itself.
+    """
+    if user.is_superuser:
+        return frozenset({"*"})
+    key = f"board:perms:{user.pk}:{user.password[-12:]}"
+    permissions = _cache().get(key)
+    if permissions is None:
+        permissions = frozenset(user.get_all_permissions())
+        _cache().set(key, permissions, PERMISSIONS_TTL)
+    return permissions
+
+
+def _pipelines_signature(pipeline_id: int) -> str:
+    """The tabs and this pipeline's columns, in one query; 404 for an unknown pipeline."""
+    rows = list(
+        Pipeline.objects.filter(Q(is_archived=False) | Q(pk=pipeline_id))
+        .order_by("position", "id", "stages__position", "stages__id")
+        .values_list(
+            "pk",
+            "name",
+            "position",
+            "is_archived",
+            "stages__pk",
+            "stages__name",
+            "stages__position",
+            "stages__probability",
+            "stages__rotting_days",
+        )
+    )
+    if not any(row[0] == pipeline_id for row in rows):
+        raise Http404("No such pipeline.")
+    # Other pipelines matter only by their tab (name, order); their stages do not.
+    return repr([row if row[0] == pipeline_id else row[:4] for row in rows])
+
+
+def board_page_key(request, pipeline_id: int) -> str:
+    user = request.user
+    parts = [
+        str(pipeline_id),
+        _pipelines_signature(pipeline_id),
+        board_fingerprint(pipeline_id),
+        str(user.pk),
+        user.get_username(),
+        user.get_full_name(),
+        str(user.is_staff),
+        ",".join(sorted(user_permissions(user))),
+        request.get_full_path(),
+        timezone.localdate().isoformat(),
+    ]
+    return "board:page:" + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+
+
+def _etag(key: str, request) -> str:
+    # The cached body carries a CSRF token made from this cookie's secret: a new secret
+    # (a new sign-in) must not revalidate an old page.
+    secret = request.COOKIES.get(settings.CSRF_COOKIE_NAME, "")
+    return quote_etag(hashlib.sha256(f"{key}:{secret}".encode()).hexdigest()[:32])
+
+
+def _fill(html: str, request) -> str:
+    nonce = getattr(request, "_csp_nonce", None)
+    html = html.replace(CSRF_PLACEHOLDER, get_token(request))
+    return html.replace(NONCE_PLACEHOLDER, str(nonce) if nonce is not None else "")
+
+
+def _revalidate(response: HttpResponse, etag: str) -> HttpResponse:
+    response["ETag"] = etag
+    # Private: never a shared cache; no-cache: the browser asks every time (→ 304).
+    patch_cache_control(response, private=True, no_cache=True)
+    patch_vary_headers(response, ["Cookie"])
+    return response
+
+
+def cached_board_page(request, pipeline_id: int, render_page) -> HttpResponse:
+    """The board page from the cache, 304 when the browser has it, else `render_page`.
+
+    `render_page(extra_context)` renders the page; the extra context puts placeholders
+    where the CSRF token and the CSP nonce go. A request carrying messages (a toast after
+    a no-JavaScript form) is rendered and answered as usual, never cached.
+    """
+    if len(get_messages(request)):
+        return render_page({})
+    key = board_page_key(request, pipeline_id)
+    etag = _etag(key, request)
+    if etag in parse_etags(request.headers.get("If-None-Match", "")):
+        get_token(request)  # keep the CSRF cookie as fresh as a full answer would
+        response = HttpResponseNotModified()
+        # The browser keeps the page it has, with the nonce its CSP header named; a
+        # new CSP header here would replace that one and block the page's scripts.
+        response._csp_config = {}
+        response._csp_ro_config = {}
+        return _revalidate(response, etag)
+    html = _cache().get(key)
+    if html is None:
+        response = render_page(PLACEHOLDERS)
+        html = response.content.decode()
+        _cache().set(key, html, TTL)
+    return _revalidate(HttpResponse(_fill(html, request)), etag)
