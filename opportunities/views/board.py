@@ -27,7 +27,7 @@ from opportunities.selectors import (
     with_card_fields,
 )
 from opportunities.services.moves import opportunity_move, opportunity_set_status
-from opportunities.views.board_cache import cached_board_page
+from opportunities.views.board_cache import cached_board_page, with_cached_permissions
 from opportunities.views.htmx import (
     error_response,
     json_attr,
@@ -200,10 +200,12 @@ def _int_or_none(value):
         return None
 
 
+@with_cached_permissions
 @require_POST
 @permission_required(CHANGE_PERMISSION, raise_exception=True)
 def move(request, pk: int):
-    opportunity = visible_opportunity_or_404(request, pk)
+    # The contact comes along: the service puts the deal, as the API shows it, in the event.
+    opportunity = visible_opportunity_or_404(request, pk, related=("pipeline", "stage", "contact"))
     pipeline = opportunity.pipeline
     board_url = reverse("opportunities:board", args=[pipeline.pk])
     form = MoveForm(request.POST, pipeline=pipeline)
@@ -215,12 +217,12 @@ def move(request, pk: int):
 
     filterset = _filtered(request, pipeline)
     to_stage = form.cleaned_data["stage"]
-    from_stage_id = opportunity.stage_id
+    from_stage = opportunity.stage
     client_stage_id = _int_or_none(request.POST.get("from_stage"))
-    affected = {from_stage_id, to_stage.pk} | ({client_stage_id} if client_stage_id else set())
+    affected = {from_stage.pk, to_stage.pk} | ({client_stage_id} if client_stage_id else set())
     via_menu = request.POST.get("via") == "menu" or not request.htmx
     try:
-        opportunity_move(
+        moved = opportunity_move(
             opportunity=opportunity,
             to_stage=to_stage,
             version=form.cleaned_data["version"],
@@ -248,12 +250,32 @@ def move(request, pk: int):
         response = HttpResponse(_columns_html(request, pipeline, filterset, affected, whole=True))
         response["HX-Reswap"] = "none"
         return with_toast(response, f"Moved “{opportunity.name}” to {to_stage.name}.")
-    # A drag: the browser already shows the card in place; send the fresh card (new
-    # version) and the headers of the columns whose totals changed.
-    return HttpResponse(
-        _card_html(request, pipeline, filterset, opportunity.pk)
-        + _columns_html(request, pipeline, filterset, affected, whole=False)
-    )
+    return _drag_answer(request, pipeline, filterset, moved, [from_stage, to_stage], affected)
+
+
+def _drag_answer(request, pipeline, filterset, moved, stages, affected) -> HttpResponse:
+    """A drag: the browser already shows the card where it was dropped.
+
+    The answer is lean: the headers of the columns whose totals changed (out-of-band, one
+    aggregate query) and the card's new version in `X-Card-Version` (board.js keeps it on
+    the card for the next drag). The stages come from the move itself; only a client
+    that believed the card was in a third column makes this read the pipeline's stages.
+    """
+    by_id = {stage.pk: stage for stage in stages}
+    if not affected <= by_id.keys():
+        by_id = {stage.pk: stage for stage in stages_of(pipeline) if stage.pk in affected}
+    totals = stage_totals(filterset.qs, list(by_id.values()))
+    context = _board_context(request, pipeline, filterset, [])
+    context["oob"] = True
+    html = []
+    for stage in by_id.values():
+        count, total = totals.get(stage.pk, (0, Decimal(0)))
+        column = Column(stage=stage, count=count, total=total)
+        html.append(render_to_string(BOARD + "#column_head", {**context, "column": column}))
+    response = HttpResponse("".join(html))
+    response["HX-Reswap"] = "none"
+    response["X-Card-Version"] = str(moved.version)
+    return response
 
 
 @require_POST

@@ -12,6 +12,7 @@ show). What neither covers (a renamed contact or user, a new source in the filte
 shows up when the pipeline next changes, or after TTL at the latest.
 """
 
+import functools
 import hashlib
 
 from django.conf import settings
@@ -51,6 +52,23 @@ def user_permissions(user) -> frozenset[str]:
         permissions = frozenset(user.get_all_permissions())
         _cache().set(key, permissions, PERMISSIONS_TTL)
     return permissions
+
+
+def with_cached_permissions(view):
+    """Primes the user's permission cache from `user_permissions` before the view runs.
+
+    Django's ModelBackend reads `_perm_cache` when it is there; the board's move and
+    status endpoints then check permissions without their two queries per request.
+    """
+
+    @functools.wraps(view)
+    def wrapper(request, *args, **kwargs):
+        user = request.user
+        if user.is_authenticated and user.is_active and not user.is_superuser:
+            user._perm_cache = set(user_permissions(user))
+        return view(request, *args, **kwargs)
+
+    return wrapper
 
 
 def _pipelines_signature(pipeline_id: int) -> str:

@@ -98,6 +98,30 @@
   document.addEventListener("DOMContentLoaded", () => initAll(document));
   document.addEventListener("htmx:load", (event) => initAll(event.detail.elt));
 
+  // A drag's answer carries only the column headers (out-of-band) and the card's new
+  // version: the card stays where it was dropped, with the version for the next drag.
+  document.addEventListener("htmx:afterRequest", (event) => {
+    const card = event.detail.elt;
+    const xhr = event.detail.xhr;
+    if (!card || !card.classList || !card.classList.contains("card") || !xhr) return;
+    const version = xhr.getResponseHeader("X-Card-Version");
+    if (!version || !event.detail.successful) return;
+    card.classList.remove("is-saving");
+    card.dataset.version = version;
+    const stageId = card.parentElement && card.parentElement.dataset.stageId;
+    if (stageId && card.dataset.stageId !== stageId) {
+      // A new stage: the time in stage starts again.
+      card.dataset.stageId = stageId;
+      card.classList.remove("is-rotting");
+      const age = card.querySelector(".card-age");
+      if (age) {
+        age.classList.remove("rotting");
+        age.removeAttribute("title");
+        age.textContent = "0d in stage";
+      }
+    }
+  });
+
   // A failed move (4xx other than the 409 the server already redrew, 5xx, network):
   // the DOM shows a position the server did not accept; reload the truth.
   function failed(event) {
