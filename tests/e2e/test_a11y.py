@@ -161,3 +161,61 @@ def test_board_keyboard_move_and_live_refresh_break_no_csp_rule(page, live_serve
         page.locator(f"#cards-{stages[1].pk} #opportunity-{opportunities[0].pk}")
     ).to_be_visible()
     assert refused == []
+
+
+def test_header_fits_a_phone_without_overlaps(browser, live_server, data):
+    pipeline, *_, manager = data
+    context = browser.new_context(
+        viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True
+    )
+    try:
+        page = context.new_page()
+        sign_in(context, live_server, manager)
+        page.goto(f"{live_server.url}/pipelines/{pipeline.pk}/board/")
+        header = page.locator("header.topbar")
+        expect(header.get_by_role("link", name="Board")).to_be_visible()
+        parts = [
+            header.locator(".brand"),
+            *header.locator(".mainnav a").all(),
+            header.locator(".usermenu .avatar"),
+            header.get_by_role("button", name="Sign out"),
+        ]
+        boxes = [part.bounding_box() for part in parts]
+        for box in boxes:
+            assert box["x"] >= 0 and box["x"] + box["width"] <= 390, box
+        for index, one in enumerate(boxes):
+            for other in boxes[index + 1 :]:
+                apart = (
+                    one["x"] + one["width"] <= other["x"]
+                    or other["x"] + other["width"] <= one["x"]
+                    or one["y"] + one["height"] <= other["y"]
+                    or other["y"] + other["height"] <= one["y"]
+                )
+                assert apart, (one, other)
+        # The board starts below the header, not under it.
+        top = page.locator("#main").bounding_box()["y"]
+        assert top >= header.bounding_box()["y"] + header.bounding_box()["height"] - 1
+    finally:
+        context.close()
+
+
+def test_record_of_a_deal_with_a_contact_has_no_serious_violations(axe_page, live_server, data):
+    _, stages, _, manager = data
+    contact = factories.ContactFactory(
+        name="Wanda Maximoff", email="wanda@westview.example", company="Westview"
+    )
+    deal = factories.OpportunityFactory(
+        stage=stages[0], name="Westview deal", contact=contact, assigned_to=manager
+    )
+    sign_in(axe_page.context, live_server, manager)
+    axe_page.goto(f"{live_server.url}/opportunities/{deal.pk}/")
+    expect(axe_page.get_by_role("heading", name="Westview deal")).to_be_visible()
+    assert_accessible(axe_page)
+
+
+def test_my_tasks_page_has_no_serious_violations(axe_page, live_server, data):
+    *_, manager = data
+    sign_in(axe_page.context, live_server, manager)
+    axe_page.goto(f"{live_server.url}/tasks/")
+    expect(axe_page.get_by_role("heading", level=1)).to_be_visible()
+    assert_accessible(axe_page)
