@@ -274,6 +274,7 @@ def _drag_answer(request, pipeline, filterset, moved, stages, affected) -> HttpR
         html.append(render_to_string(BOARD + "#column_head", {**context, "column": column}))
     response = HttpResponse("".join(html))
     response["HX-Reswap"] = "none"
+    response["X-Card-Id"] = str(moved.pk)
     response["X-Card-Version"] = str(moved.version)
     return response
 
