@@ -290,14 +290,14 @@ def run_pending(limit: int = 200) -> int:
             stopped.append((run, stop))
         else:
             to_run.append(run)
-    with transaction.atomic():
-        for run, (outcome, detail) in stopped:
-            # Only if still pending: another worker may have taken it meanwhile.
-            RuleRun.objects.filter(pk=run.pk, outcome=Outcome.PENDING).update(
-                outcome=outcome,
-                results=[{"outcome": outcome, "detail": detail}],
-                opportunity_id=run.opportunity_id if run.opportunity_id in deals else None,
-            )
+    for run, (outcome, detail) in stopped:
+        run.outcome, run.results = outcome, [{"outcome": outcome, "detail": detail}]
+        if run.opportunity_id not in deals:
+            run.opportunity_id = None
+    # One UPDATE per 500 runs; only runs still pending (another worker may have taken one).
+    RuleRun.objects.filter(outcome=Outcome.PENDING).bulk_update(
+        [run for run, _ in stopped], ["outcome", "results", "opportunity"], batch_size=500
+    )
     for run in to_run:
         with transaction.atomic():
             # Several workers on PostgreSQL: each run is taken by one of them.

@@ -584,3 +584,30 @@ def test_seed_automation_creates_the_two_demo_rules_once(sales):
     assert proposal.actions.get().title == "Send the proposal"
     assert (stale.trigger, stale.stale_days) == (Trigger.STALE, 30)
     assert Rule.objects.count() == 2
+
+
+# Bounded work
+
+
+def test_queuing_and_settling_skipped_runs_take_a_fixed_number_of_queries(
+    sales, pump, django_assert_max_num_queries
+):
+    pipeline, stages, rep, boss, deal = sales
+    for n in range(3):
+        rule_with(
+            boss,
+            name=f"big deals {n}",
+            trigger=Trigger.VALUE_CHANGED,
+            conditions=[{"kind": ConditionKind.VALUE_GTE, "value": "1000000"}],
+            actions=[{"kind": ActionKind.ADD_NOTE, "body": "big"}],
+        )
+    deals = [factories.OpportunityFactory(stage=stages[0], assigned_to=rep) for _ in range(20)]
+    for each in deals:
+        opportunity_update(opportunity=each, user=rep, value=5)
+    events = events_after(pump.cursor, 1000)
+    with django_assert_max_num_queries(12):
+        engine.consume(events)
+    assert RuleRun.objects.count() == 60
+    with django_assert_max_num_queries(12):
+        assert engine.run_pending() == 60
+    assert set(RuleRun.objects.values_list("outcome", flat=True)) == {Outcome.SKIPPED}
