@@ -392,7 +392,7 @@ def test_admin_deletes(client, pipeline):
     response = api.send("delete", f"/opportunities/{deal.pk}")
     assert response.status_code == 200, response.content
     assert response.json() == {"succeded": True}
-    assert not Opportunity.objects.filter(pk=deal.pk).exists()
+    assert_error(api.get(f"/opportunities/{deal.pk}"), 404)  # in the trash: gone for the API
     assert OpportunityEvent.objects.filter(opportunity_id=deal.pk, type="OpportunityDelete")
 
 

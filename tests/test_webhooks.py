@@ -7,7 +7,6 @@ from datetime import timedelta
 
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.management import call_command
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 from standardwebhooks.webhooks import Webhook
@@ -18,7 +17,8 @@ from integrations.pump import pump_once
 from opportunities.services.moves import opportunity_set_status
 from opportunities.services.opportunities import opportunity_create, opportunity_update
 from tests import factories
-from tests.webhook_receiver import Receiver
+from tests.webhook_receiver import Receiver, webhook_manager
+from tests.worker_helpers import pump_and_work, run_worker
 
 pytestmark = pytest.mark.django_db
 
@@ -31,7 +31,7 @@ def receiver():
 
 @pytest.fixture
 def manager():
-    return factories.manager(username="hook-manager")
+    return webhook_manager(username="hook-manager")
 
 
 @pytest.fixture
@@ -51,13 +51,7 @@ def subscription(allow_loopback, manager, receiver):
     )
 
 
-def run_worker():
-    call_command("db_worker", "--batch", "--no-startup-delay", "--interval", "0", verbosity=0)
-
-
-def deliver_all():
-    pump_once()
-    run_worker()
+deliver_all = pump_and_work
 
 
 def make_due(queryset=None):

@@ -4,6 +4,7 @@ import pytest
 
 from integrations.models import WebhookSubscription
 from tests import factories
+from tests.webhook_receiver import webhook_manager
 
 pytestmark = pytest.mark.django_db
 URL = "/settings/webhooks/"
@@ -11,7 +12,7 @@ URL = "/settings/webhooks/"
 
 @pytest.fixture
 def manager_client(client):
-    client.force_login(factories.manager(username="page-manager"))
+    client.force_login(webhook_manager(username="page-manager"))
     return client
 
 
@@ -72,7 +73,7 @@ def test_webhooks_api_for_managers(client, settings):
     from integrations.tokens import api_token_create
 
     settings.WEBHOOKS_ALLOW_PRIVATE = True
-    _, token = api_token_create(user=factories.manager(username="api-hooks"), name="t")
+    _, token = api_token_create(user=webhook_manager(username="api-hooks"), name="t")
     headers = {"Authorization": f"Bearer {token}"}
     created = client.post(
         "/api/v1/webhooks",

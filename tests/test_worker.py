@@ -12,6 +12,8 @@ from integrations.pump import pump_once, start_due_jobs
 from opportunities.models import OpportunityEvent
 from opportunities.services.opportunities import opportunity_create
 from tests import factories
+from tests.webhook_receiver import webhook_manager
+from tests.worker_helpers import run_worker
 
 pytestmark = pytest.mark.django_db
 
@@ -83,7 +85,7 @@ def test_periodic_job_starts_once_per_interval(settings):
     settings.PERIODIC_JOBS = [("tests.test_worker.count_job", 3600)]
     assert start_due_jobs() == ["tests.test_worker.count_job"]
     assert start_due_jobs() == []
-    call_command("db_worker", "--batch", "--no-startup-delay", "--interval", "0", verbosity=0)
+    run_worker()
     assert seen == [-1]
     PeriodicJobRun.objects.update(last_run_at=timezone.now() - timedelta(hours=2))
     assert start_due_jobs() == ["tests.test_worker.count_job"]
@@ -103,7 +105,7 @@ def test_webhook_consumer_enqueues_with_the_cursor(settings, events):
     from integrations import webhooks
 
     settings.WEBHOOKS_ALLOW_PRIVATE = True
-    manager = factories.manager(username="pump-hooks")
+    manager = webhook_manager(username="pump-hooks")
     webhooks.subscription_create(
         user=manager, url="http://127.0.0.1:9/hook", event_types=["OpportunityCreate"]
     )
