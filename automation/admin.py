@@ -10,6 +10,7 @@ from django.contrib import admin, messages
 from automation.models import (
     Action,
     Condition,
+    EmailTemplate,
     Notification,
     NotificationSetting,
     Rule,
@@ -92,3 +93,9 @@ class NotificationAdmin(admin.ModelAdmin):
 
 
 admin.site.register(NotificationSetting)
+
+
+@admin.register(EmailTemplate)
+class EmailTemplateAdmin(admin.ModelAdmin):
+    list_display = ["name", "subject"]
+    search_fields = ["name", "subject"]

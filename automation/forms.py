@@ -3,12 +3,29 @@ from django.contrib.auth import get_user_model
 from django.forms import inlineformset_factory
 
 from automation import placeholders
-from automation.models import Action, Condition, Rule
+from automation.models import Action, Condition, EmailTemplate, Rule
 
 
 class ContactEmailForm(forms.Form):
-    subject = forms.CharField(max_length=200)
-    body = forms.CharField(widget=forms.Textarea(attrs={"rows": 5}))
+    """Free text, or a template: a chosen template fills what is left empty."""
+
+    template = forms.ModelChoiceField(
+        EmailTemplate.objects.all(), required=False, empty_label="Free text"
+    )
+    subject = forms.CharField(max_length=200, required=False)
+    body = forms.CharField(widget=forms.Textarea(attrs={"rows": 5}), required=False)
+
+    def clean(self):
+        data = super().clean()
+        template = data.get("template")
+        if template is not None:
+            data["subject"] = data.get("subject") or template.subject
+            data["body"] = data.get("body") or template.body
+        if not data.get("subject"):
+            self.add_error("subject", "Give the e-mail a subject (or choose a template).")
+        if not data.get("body"):
+            self.add_error("body", "Write the message (or choose a template).")
+        return data
 
     def clean_subject(self):
         placeholders.check(self.cleaned_data["subject"])

@@ -283,6 +283,30 @@ class CausedEvent(models.Model):
         return f"event {self.event_id} from rules {self.chain}"
 
 
+class EmailTemplate(models.Model):
+    """A reusable e-mail to a deal's contact, for the record's "Send e-mail" form."""
+
+    name = models.CharField(max_length=100, unique=True)
+    subject = models.CharField(max_length=200)
+    body = models.TextField()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self):
+        errors = {}
+        for field in ("subject", "body"):
+            try:
+                placeholders.check(getattr(self, field))
+            except ValidationError as exc:
+                errors[field] = exc.messages
+        if errors:
+            raise ValidationError(errors)
+
+
 class Notification(models.Model):
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications"

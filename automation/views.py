@@ -16,7 +16,7 @@ from automation.forms import (
     EmailSettingForm,
     RuleForm,
 )
-from automation.models import Rule
+from automation.models import EmailTemplate, Rule
 from automation.placeholders import email_previews
 from automation.selectors import recent_runs, rules_for_settings, runs_for_opportunity
 from automation.services import contact_email_send
@@ -84,6 +84,7 @@ def _panel(request, opportunity, form=None, status=200):
             "opportunity": opportunity,
             "runs": runs_for_opportunity(opportunity),
             "form": form or ContactEmailForm(),
+            "templates": list(EmailTemplate.objects.all()),
         },
         status=status,
     )
@@ -93,7 +94,20 @@ def _panel(request, opportunity, form=None, status=200):
 def opportunity_panel(request, pk: int):
     """The deal's "Send e-mail" form and what automation did on it (loaded by htmx)."""
     opportunity = visible_opportunity_or_404(request, pk, related=("stage", "contact"))
-    return _panel(request, opportunity)
+    form = None
+    template = EmailTemplate.objects.filter(pk=_int(request.GET.get("template"))).first()
+    if template is not None:  # choosing a template fills the form to edit before sending
+        form = ContactEmailForm(
+            initial={"template": template, "subject": template.subject, "body": template.body}
+        )
+    return _panel(request, opportunity, form)
+
+
+def _int(value) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
 
 
 @require_POST
@@ -122,7 +136,7 @@ def opportunity_email(request, pk: int):
     return render(
         request,
         "automation/panel.html",
-        {"opportunity": opportunity, "runs": [], "form": form},
+        {"opportunity": opportunity, "runs": [], "form": form, "templates": []},
         status=422,
     )
 

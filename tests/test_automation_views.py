@@ -234,3 +234,31 @@ def test_a_manager_edits_a_rule(manager_client):
     )
     rule.refresh_from_db()
     assert (rule.name, rule.problem) == ("New", "")
+
+
+def test_choosing_a_template_fills_the_form_and_sending_uses_it(rep_client):
+    from automation.models import EmailTemplate
+
+    client, rep = rep_client
+    deal = factories.OpportunityFactory(assigned_to=rep)
+    template = EmailTemplate.objects.create(
+        name="Proposal sent", subject="Proposal for {deal}", body="Dear {first_name}"
+    )
+    panel = client.get(
+        reverse("automation:panel", args=[deal.pk]),
+        {"template": template.pk},
+        headers={"HX-Request": "true"},
+    )
+    assert "Proposal for {deal}" in panel.content.decode()
+    client.post(reverse("automation:email", args=[deal.pk]), {"template": template.pk})
+    assert mail.outbox[0].subject == f"Proposal for {deal.name}"
+    assert mail.outbox[0].body == f"Dear {deal.contact.name.split()[0]}"
+
+
+def test_an_email_without_subject_or_template_is_refused(rep_client):
+    client, rep = rep_client
+    deal = factories.OpportunityFactory(assigned_to=rep)
+    answer = client.post(reverse("automation:email", args=[deal.pk]), {"body": "Hello"})
+    assert answer.status_code == 422
+    assert "Give the e-mail a subject" in answer.content.decode()
+    assert not mail.outbox
