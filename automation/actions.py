@@ -113,7 +113,13 @@ def notify_people(action, opportunity, user) -> str:
 
 
 def email_contact(action, opportunity, user) -> str:
-    contact_email_send(opportunity=opportunity, user=user, subject=action.title, body=action.body)
+    contact_email_send(
+        opportunity=opportunity,
+        user=user,
+        subject=action.title,
+        body=action.body,
+        after_commit=True,
+    )
     return f"e-mailed {opportunity.contact.email}"
 
 

@@ -22,12 +22,16 @@ def sender_address(opportunity: Opportunity, user) -> str:
 
 
 @transaction.atomic
-def contact_email_send(*, opportunity: Opportunity, user, subject: str, body: str):
+def contact_email_send(
+    *, opportunity: Opportunity, user, subject: str, body: str, after_commit: bool = False
+):
     """E-mail the deal's contact and log it in the contact's communication log.
 
     Invariants: only a user who sees the deal and may log communication sends; a contact
     without an address or marked "do not e-mail" is refused; placeholders are filled
     from the deal; the log entry and the e-mail go together (a failed send logs nothing).
+    `after_commit` (automation) sends once the caller's transaction commits instead: a
+    rule's run may hold the event log's append lock, which must not wait on a mail server.
     """
     if not opportunities_visible_to(user).filter(pk=opportunity.pk).exists():
         raise PermissionDenied("You cannot see this opportunity.")
@@ -52,10 +56,14 @@ def contact_email_send(*, opportunity: Opportunity, user, subject: str, body: st
         kind=CommunicationKind.EMAIL,
         summary=f"{subject}\n\n{body}",
     )
-    EmailMessage(
+    message = EmailMessage(
         subject=subject,
         body=body,
         from_email=sender_address(opportunity, user),
         to=[contact.email],
-    ).send(fail_silently=False)
+    )
+    if after_commit:
+        transaction.on_commit(lambda: message.send(fail_silently=False))
+    else:
+        message.send(fail_silently=False)
     return entry

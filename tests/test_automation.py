@@ -340,7 +340,9 @@ def test_notifying_a_group_emails_only_those_who_want_it(
     assert [m.to for m in mail.outbox] == [[keen.email]]
 
 
-def test_emailing_the_contact_fills_placeholders_and_logs_it(sales, pump):
+def test_emailing_the_contact_fills_placeholders_and_logs_it(
+    sales, pump, django_capture_on_commit_callbacks
+):
     pipeline, stages, rep, boss, deal = sales
     proposal_rule(pipeline, stages[2], boss).actions.create(
         kind=ActionKind.EMAIL_CONTACT,
@@ -348,7 +350,8 @@ def test_emailing_the_contact_fills_placeholders_and_logs_it(sales, pump):
         body="Hello {first_name},\nregards, {owner}",
     )
     move(deal, stages[2], rep)
-    pump()
+    with django_capture_on_commit_callbacks(execute=True):
+        pump()
     sent = mail.outbox[-1]
     first_name = deal.contact.name.split(" ")[0]
     assert sent.to == [deal.contact.email]
