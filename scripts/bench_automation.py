@@ -10,6 +10,9 @@
 2. `--deals` open deals; the stale check with two stale rules: queries and time when
    nothing is new (the steady state every 15 minutes), the SQL plan of its candidate
    query, then the time when 1% of the deals went stale at once.
+3. With `manage.py pump_events` and `manage.py db_worker --interval 0.5` running (as in
+   `make run`): from a move into a stage with a "create a task" rule to the task in the
+   database, median of 10 moves.
 """
 
 import argparse
@@ -45,6 +48,7 @@ def main() -> None:
     call_command("migrate", verbosity=0)
     throughput(args.events)
     stale(args.deals)
+    latency()
 
 
 def setup_world():
@@ -249,6 +253,70 @@ def stale(count: int) -> None:
         f"  1% stale at once: {handled} runs in {time.perf_counter() - started:.1f} s"
         " (500 per rule per run; the rest on the next run)"
     )
+
+
+def latency(trials: int = 10) -> None:
+    import statistics
+    import subprocess
+
+    from django.db import close_old_connections
+
+    from automation.models import Rule
+    from opportunities.models import Opportunity, Task
+    from opportunities.services.moves import opportunity_move
+
+    manager = django_user().objects.get(username="bench-manager")
+    rule = Rule.objects.get(name="enter 0")
+    python = sys.executable
+    workers = [
+        subprocess.Popen(
+            [
+                python,
+                "manage.py",
+                "db_worker",
+                "--no-reload",
+                "--interval",
+                "0.5",
+                "--no-startup-delay",
+            ],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        ),
+        subprocess.Popen(
+            [python, "manage.py", "pump_events"],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        ),
+    ]
+    try:
+        time.sleep(5)  # let the pump catch up with the events of the parts above
+        deals = list(
+            Opportunity.objects.filter(stage=rule.stage.pipeline.stages.get(name="S0")).exclude(
+                tasks__isnull=False
+            )[:trials]
+        )
+        times = []
+        for deal in deals:
+            started = time.perf_counter()
+            opportunity_move(
+                opportunity=deal, to_stage=rule.stage, version=deal.version, user=manager
+            )
+            while not Task.objects.filter(opportunity=deal).exists():
+                if time.perf_counter() - started > 30:
+                    break
+                time.sleep(0.02)
+                close_old_connections()
+            times.append(time.perf_counter() - started)
+        print(
+            f"move -> task with the pump and worker running: median "
+            f"{statistics.median(times):.2f} s, max {max(times):.2f} s over {len(times)} moves"
+        )
+    finally:
+        for worker in workers:
+            worker.terminate()
+            worker.wait(10)
 
 
 if __name__ == "__main__":

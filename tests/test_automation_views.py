@@ -262,3 +262,24 @@ def test_an_email_without_subject_or_template_is_refused(rep_client):
     assert answer.status_code == 422
     assert "Give the e-mail a subject" in answer.content.decode()
     assert not mail.outbox
+
+
+def test_admin_refuses_a_task_due_in_the_past_with_a_message(client):
+    admin = factories.admin()
+    client.force_login(admin)
+    pipeline, stages = factories.pipeline_with_stages(name="Sales")
+    assert client.get(reverse("admin:automation_rule_changelist")).status_code == 200
+    assert client.get(reverse("admin:automation_rule_add")).status_code == 200
+    data = rule_post(
+        {"pipeline": pipeline.pk, "stage": stages[2].pk, "acting_user": admin.pk},
+        actions=[{"kind": "create_task", "title": "Call", "due_in_days": -5, "position": 0}],
+    )
+    answer = client.post(reverse("admin:automation_rule_add"), data)
+    assert answer.status_code == 200
+    assert "A task cannot be due in the past" in answer.content.decode()
+    assert not Rule.objects.exists()
+
+    data["actions-0-due_in_days"] = "2"
+    answer = client.post(reverse("admin:automation_rule_add"), data)
+    assert answer.status_code == 302
+    assert Rule.objects.get().actions.get().due_in_days == 2
