@@ -12,6 +12,32 @@ import uuid
 
 from django.conf import settings
 from django.db import models
+from django.db.models import F
+from django.utils import timezone
+
+
+class ImportRunQuerySet(models.QuerySet):
+    def claim(self, pk, user) -> bool:
+        """Spend a preview's token: True for exactly one caller, however many race."""
+        unspent = self.filter(pk=pk, user=user, confirmed_at__isnull=True)
+        return bool(unspent.update(confirmed_at=timezone.now()))
+
+    def close(self, pk, outcome: str) -> None:
+        """End a run that stopped before its rows were written."""
+        self.filter(pk=pk).update(finished_at=timezone.now(), outcome=outcome)
+
+    def planned(self, pk, *, skip_lines: list[int], rows_total: int) -> None:
+        """What the confirmed import will do: the refused lines and the number of rows."""
+        self.filter(pk=pk).update(skip_lines=skip_lines, rows_total=rows_total)
+
+    def advance(self, pk, *, start: int, end: int, counts: dict, finished: bool) -> bool:
+        """Record a written chunk, only if the progress is still `start` (else False)."""
+        changes = {name: F(name) + count for name, count in counts.items()}
+        return bool(
+            self.filter(pk=pk, rows_done=start).update(
+                rows_done=end, finished_at=timezone.now() if finished else None, **changes
+            )
+        )
 
 
 class ImportRun(models.Model):
@@ -32,6 +58,8 @@ class ImportRun(models.Model):
     skipped = models.PositiveIntegerField(default=0)
     # Set when the import stopped before its end (the data changed since the preview).
     outcome = models.CharField(max_length=200, blank=True)
+
+    objects = ImportRunQuerySet.as_manager()
 
     class Meta:
         indexes = [models.Index(fields=["created_at"], name="import_run_created")]

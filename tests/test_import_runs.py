@@ -1,6 +1,7 @@
 """Confirmed imports: once per preview, in chunks with progress, rank keys kept short."""
 
 import pytest
+from django.core.exceptions import PermissionDenied
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from imports_log.models import ImportRun
@@ -180,3 +181,12 @@ def test_imported_rows_write_history_per_tracked_field_and_their_events(stages, 
     }
     assert all(e.actor == importer for e in events)
     assert not OpportunityHistory.objects.filter(opportunity=untouched).exists()
+
+
+def test_the_import_service_itself_refuses_users_without_the_permission(stages):
+    rep = factories.rep()
+    with pytest.raises(PermissionDenied):
+        import_apply(text="name\nA\n", user=rep)
+    with pytest.raises(PermissionDenied):
+        imports.import_prepare(text="name\nA\n", filename="a.csv", user=rep)
+    assert not Opportunity.objects.exists() and not ImportRun.objects.exists()

@@ -17,6 +17,7 @@ In updates an empty cell keeps the current value.
 
 import copy
 import csv
+import dataclasses
 import io
 import time
 from collections import defaultdict
@@ -28,7 +29,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import connection, transaction
-from django.db.models import F, Max, Q
+from django.db.models import Max, Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 
@@ -37,6 +38,7 @@ from opportunities import ranking
 from opportunities.exports import FORMULA_STARTS
 from opportunities.models import CLOSED_STATUSES, Contact, LostReason, Opportunity, Status
 from opportunities.selectors import can_view_all, opportunities_visible_to
+from opportunities.services.access import ensure_permission
 from opportunities.services.changes import changes_record, snapshot
 from pipelines.models import Pipeline, Stage
 
@@ -736,6 +738,7 @@ def import_apply(
     and the events of each created or changed opportunity (changes_record), in the same
     transaction as the chunk's writes.
     """
+    ensure_permission(user, "import_opportunities", NOT_ALLOWED)
     rows, ignored = read_rows(text)
     setup = _Setup()
     started = timezone.now()
@@ -774,6 +777,7 @@ class _ChunkTaken(Exception):
 
 
 RUN_KEEP = timedelta(days=1)
+NOT_ALLOWED = "You are not allowed to import opportunities."
 
 
 def import_prepare(*, text: str, filename: str, user) -> tuple[ImportPlan, ImportRun]:
@@ -781,6 +785,7 @@ def import_prepare(*, text: str, filename: str, user) -> tuple[ImportPlan, Impor
 
     Runs older than a day are removed here, so abandoned previews do not pile up.
     """
+    ensure_permission(user, "import_opportunities", NOT_ALLOWED)
     plan = import_plan(text=text, user=user)
     ImportRun.objects.filter(created_at__lt=timezone.now() - RUN_KEEP).delete()
     run = ImportRun.objects.create(user=user, filename=filename[:255], text=text)
@@ -794,10 +799,8 @@ def import_confirm(*, run_id, user, fingerprint: str) -> ImportRun:
     (a single conditional UPDATE); the others raise ImportAlreadyConfirmed. Nothing is
     written here but the claim; `import_continue` writes the rows.
     """
-    claimed = ImportRun.objects.filter(pk=run_id, user=user, confirmed_at__isnull=True).update(
-        confirmed_at=timezone.now()
-    )
-    if not claimed:
+    ensure_permission(user, "import_opportunities", NOT_ALLOWED)
+    if not ImportRun.objects.claim(run_id, user):
         if ImportRun.objects.filter(pk=run_id, user=user).exists():
             raise ImportAlreadyConfirmed(run_id)
         raise ImportRun.DoesNotExist(run_id)
@@ -805,17 +808,15 @@ def import_confirm(*, run_id, user, fingerprint: str) -> ImportRun:
     try:
         plan = import_plan(text=run.text, user=user)
     except ImportFileError as exc:
-        ImportRun.objects.filter(pk=run.pk).update(finished_at=timezone.now(), outcome=str(exc))
+        ImportRun.objects.close(run.pk, str(exc))
         raise
     if plan.fingerprint != fingerprint:
-        ImportRun.objects.filter(pk=run.pk).update(
-            finished_at=timezone.now(), outcome="The data changed since the preview."
-        )
+        ImportRun.objects.close(run.pk, "The data changed since the preview.")
         raise ImportChanged(plan.fingerprint)
     rows, _ = read_rows(run.text)
     run.skip_lines = [error.line for error in plan.errors]
     run.rows_total = len(rows)
-    ImportRun.objects.filter(pk=run.pk).update(skip_lines=run.skip_lines, rows_total=run.rows_total)
+    ImportRun.objects.planned(run.pk, skip_lines=run.skip_lines, rows_total=run.rows_total)
     return run
 
 
@@ -828,6 +829,7 @@ def import_continue(
     together with the run's progress, guarded by the progress it started from, so two
     requests continuing one import never write a chunk twice.
     """
+    ensure_permission(user, "import_opportunities", NOT_ALLOWED)
     if run.confirmed_at is None or run.user_id != user.pk:
         raise ImportRun.DoesNotExist(run.pk)
     if run.finished_at is not None:
@@ -855,16 +857,13 @@ def import_continue(
                     skip_lines=skip_lines,
                     matchable_before=run.confirmed_at,
                 )
-                finished = timezone.now() if end == len(rows) else None
-                moved = ImportRun.objects.filter(pk=run.pk, rows_done=start).update(
-                    rows_done=end,
-                    created=F("created") + result.created,
-                    updated=F("updated") + result.updated,
-                    unchanged=F("unchanged") + result.unchanged,
-                    skipped=F("skipped") + result.skipped,
-                    finished_at=finished,
-                )
-                if not moved:
+                if not ImportRun.objects.advance(
+                    run.pk,
+                    start=start,
+                    end=end,
+                    counts=dataclasses.asdict(result),
+                    finished=end == len(rows),
+                ):
                     raise _ChunkTaken
         except _ChunkTaken:
             pass
