@@ -173,6 +173,20 @@ def test_get_opportunity_in_highlevel_shape(as_rep, rep, pipeline):
     assert body["version"] == deal.version
 
 
+def test_get_opportunity_carries_notes_tasks_and_history(as_rep, rep, pipeline):
+    from opportunities.services.moves import opportunity_move
+
+    deal = factories.OpportunityFactory(stage=pipeline[1][0], assigned_to=rep)
+    factories.NoteFactory(opportunity=deal, author=rep, body="Call back Tuesday")
+    factories.TaskFactory(opportunity=deal, title="Send the quote")
+    opportunity_move(opportunity=deal, to_stage=pipeline[1][1], version=deal.version, user=rep)
+    body = as_rep.get(f"/opportunities/{deal.pk}").json()
+    assert [note["body"] for note in body["notes"]] == ["Call back Tuesday"]
+    assert [task["title"] for task in body["tasks"]] == ["Send the quote"]
+    assert body["history"][0]["field"] == "stage"
+    assert body["history"][0]["toStageId"] == str(pipeline[1][1].pk)
+
+
 def test_rep_token_cannot_read_another_reps_deal(as_rep, pipeline):
     other = factories.OpportunityFactory(stage=pipeline[1][0], assigned_to=factories.rep())
     assert_error(as_rep.get(f"/opportunities/{other.pk}"), 404)
@@ -226,6 +240,17 @@ def test_search_pages_with_start_after_id(as_manager, pipeline):
         }
     assert sorted(seen) == sorted(str(deal.pk) for deal in deals)
     assert len(seen) == len(set(seen)) == 5
+
+
+def test_search_of_100_runs_a_bounded_number_of_queries(
+    as_manager, pipeline, django_assert_max_num_queries
+):
+    factories.OpportunityFactory.create_batch(100, stage=pipeline[1][0])
+    as_manager.get("/opportunities/search")  # the token's last-used time is written once
+    # The token (1), the user's permissions (2), then the search itself: count and page.
+    with django_assert_max_num_queries(5):
+        response = as_manager.get("/opportunities/search", limit=100)
+    assert len(response.json()["opportunities"]) == 100
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,7 @@ from opportunities.api.schemas import (
     WRITE_ERRORS,
     DeletedOut,
     LostReasonsOut,
+    OpportunityDetailOut,
     OpportunityEnvelope,
     OpportunityIn,
     OpportunityUpdateIn,
@@ -301,9 +302,54 @@ def update(request, payload: OpportunityUpdateIn, id: str = Path(..., pattern=ID
     return {"opportunity": _reload(request.user, opportunity)}
 
 
-@router.get("/{id}", response={200: OpportunityEnvelope, **ERRORS}, summary="Get an opportunity")
+def _id(value) -> str | None:
+    return None if value is None else str(value)
+
+
+def _when(value) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+@router.get("/{id}", response={200: OpportunityDetailOut, **ERRORS}, summary="Get an opportunity")
 def detail(request, id: str = Path(..., pattern=ID_PATTERN)):
-    return {"opportunity": opportunity_as_api(_get_visible(request.user, id))}
+    """HighLevel's `{"opportunity": …}`, plus our `notes`, `tasks` and `history`."""
+    opportunity = _get_visible(request.user, id)
+    return {
+        "opportunity": opportunity_as_api(opportunity),
+        "notes": [
+            {
+                "id": str(note.pk),
+                "body": note.body,
+                "authorId": _id(note.author_id),
+                "createdAt": note.created_at.isoformat(),
+            }
+            for note in opportunity.notes.all()[:100]
+        ],
+        "tasks": [
+            {
+                "id": str(task.pk),
+                "title": task.title,
+                "dueOn": _when(task.due_on),
+                "assignedTo": _id(task.assigned_to_id),
+                "doneAt": _when(task.done_at),
+            }
+            for task in opportunity.tasks.all()[:100]
+        ],
+        "history": [
+            {
+                "field": row.field,
+                "fromStageId": _id(row.from_stage_id),
+                "toStageId": _id(row.to_stage_id),
+                "fromStatus": row.from_status,
+                "toStatus": row.to_status,
+                "oldValue": row.old_value,
+                "newValue": row.new_value,
+                "userId": _id(row.user_id),
+                "at": row.at.isoformat(),
+            }
+            for row in opportunity.history.order_by("-at", "-id")[:100]
+        ],
+    }
 
 
 @router.delete("/{id}", response={200: DeletedOut, **WRITE_ERRORS}, summary="Delete")

@@ -50,6 +50,41 @@ class OpportunityEnvelope(Schema):
     opportunity: OpportunityOut
 
 
+class NoteOut(Schema):
+    id: Id
+    body: str
+    authorId: Id | None
+    createdAt: str
+
+
+class TaskOut(Schema):
+    id: Id
+    title: str
+    dueOn: str | None
+    assignedTo: Id | None
+    doneAt: str | None
+
+
+class HistoryOut(Schema):
+    field: str
+    fromStageId: Id | None
+    toStageId: Id | None
+    fromStatus: str
+    toStatus: str
+    oldValue: str
+    newValue: str
+    userId: Id | None
+    at: str
+
+
+class OpportunityDetailOut(Schema):
+    opportunity: OpportunityOut
+    # Ours, beside HighLevel's envelope: the record's notes, tasks and history (latest 100).
+    notes: list[NoteOut]
+    tasks: list[TaskOut]
+    history: list[HistoryOut]
+
+
 class UpsertOut(Schema):
     opportunity: OpportunityOut
     new: bool
