@@ -255,6 +255,8 @@ API_RATE_LIMIT = (int(os.environ.get("API_RATE_LIMIT", "100")), 10)
 # (for local testing against a receiver on 127.0.0.1).
 WEBHOOKS_ALLOW_PRIVATE = env_bool("WEBHOOKS_ALLOW_PRIVATE", False)
 WEBHOOKS_TIMEOUT = 10
+# The first retry waits this long (seconds), each next one twice as long.
+WEBHOOKS_FIRST_RETRY = float(os.environ.get("WEBHOOKS_FIRST_RETRY", "10"))
 # Retries back off exponentially for about a day; an endpoint failing that long is disabled.
 WEBHOOKS_RETRY_FOR = 24 * 3600
 WEBHOOKS_DISABLE_AFTER = 24 * 3600

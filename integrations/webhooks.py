@@ -38,7 +38,6 @@ EVENT_TYPES = [
     "OpportunityMonetaryValueUpdate",
     "OpportunityAssignedToUpdate",
 ]
-FIRST_RETRY_SECONDS = 10
 CLAIM_SECONDS = 60
 
 
@@ -216,8 +215,8 @@ def consume(events) -> None:
 
 
 def retry_delay(attempts: int) -> timedelta:
-    """10 s, 20 s, 40 s … doubling: about a day after 14 attempts."""
-    return timedelta(seconds=FIRST_RETRY_SECONDS * 2 ** max(attempts - 1, 0))
+    """10 s, 20 s, 40 s … doubling (WEBHOOKS_FIRST_RETRY): about a day after 14 attempts."""
+    return timedelta(seconds=settings.WEBHOOKS_FIRST_RETRY * 2 ** max(attempts - 1, 0))
 
 
 def _claim_next(subscription_id: int, opportunity_id: int) -> WebhookDelivery | None:
