@@ -97,6 +97,9 @@ EXPECTED: dict[str, Expect] = {
     "opportunities:export":         E(get=ALL_200, post=ALL_405),
     "opportunities:import":         E(get=(LOGIN, 403, 403, 200, 200),
                                       post=(LOGIN, 403, 403, 400, 400)),
+    # An import run that is not the user's (none is): not found, for importers too.
+    "opportunities:import_progress": E(get=(LOGIN, 403, 403, 404, 404),
+                                       post=(LOGIN, 403, 403, 404, 404)),
 }
 # fmt: on
 
@@ -295,6 +298,8 @@ def url_kwargs(world, name: str, pattern: URLPattern, target: str) -> dict:
             kwargs[key] = world["pipeline"].pk
         elif key == "stage_id":
             kwargs[key] = world["stages"][0].pk
+        elif key == "run_id":
+            kwargs[key] = "00000000-0000-4000-8000-000000000000"
         elif key == "uidb64":
             kwargs[key] = "MQ"
         elif key == "token":
