@@ -55,6 +55,8 @@ class Status(models.TextChoices):
 
 
 CLOSED_STATUSES = (Status.WON, Status.LOST, Status.ABANDONED)
+# Deals not in the trash: what every read of the board and lists is about.
+LIVE = Q(deleted_at__isnull=True)
 
 
 class Opportunity(models.Model):
@@ -84,6 +86,20 @@ class Opportunity(models.Model):
     stage_entered_at = models.DateTimeField(default=timezone.now)
     status_changed_at = models.DateTimeField(null=True, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    expected_close_date = models.DateField(null=True, blank=True, db_index=True)
+    # Times the expected close date was moved later (kept with the date's history rows).
+    close_date_slips = models.PositiveIntegerField(default=0)
+    # Chance of winning in percent; None means "the stage's probability".
+    probability = models.PositiveSmallIntegerField(null=True, blank=True)
+    tags = models.ManyToManyField("Tag", blank=True, related_name="opportunities")
+    followers = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, blank=True, related_name="followed_opportunities"
+    )
+    # In the trash since then (restorable for TRASH_RETENTION_DAYS, then purged).
+    deleted_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    deleted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     # Whole days from creation to closing, written when the deal closes: reports average
     # a stored number instead of computing a date difference per row.
     days_to_close = models.PositiveIntegerField(null=True, blank=True, editable=False)
@@ -99,20 +115,27 @@ class Opportunity(models.Model):
             ("import_opportunities", "Can import opportunities from CSV"),
         ]
         indexes = [
-            models.Index(fields=["stage", "status", "rank", "id"], name="opp_board_column"),
+            # The board's indexes cover live deals only (deals in the trash are never on
+            # it): the partial condition keeps index-only reads without a heap check.
+            models.Index(
+                fields=["stage", "status", "rank", "id"], name="opp_board_column", condition=LIVE
+            ),
             # Column totals (count and sum of value per stage) read only this index (id
             # for PostgreSQL's index-only scan); it also serves every (pipeline, status)
             # filter the old two-column index did.
             models.Index(
-                fields=["pipeline", "status", "stage", "value", "id"], name="opp_pipeline_totals"
+                fields=["pipeline", "status", "stage", "value", "id"],
+                name="opp_pipeline_totals",
+                condition=LIVE,
             ),
             models.Index(fields=["assigned_to", "status"], name="opp_owner_status"),
             # A move reads its new neighbours by (rank, id) within the stage, any status.
-            models.Index(fields=["stage", "rank", "id"], name="opp_stage_rank"),
+            models.Index(fields=["stage", "rank", "id"], name="opp_stage_rank", condition=LIVE),
             # A rep's column totals: the same index-only read as the manager's.
             models.Index(
                 fields=["assigned_to", "pipeline", "status", "stage", "value"],
                 name="opp_owner_totals",
+                condition=LIVE,
             ),
             # Covers the board's live-update poll (count, max updated_at, sum of versions
             # per pipeline) so it reads only this index.
@@ -132,6 +155,10 @@ class Opportunity(models.Model):
                 name="opportunity_lost_reason_iff_lost",
             ),
             models.CheckConstraint(condition=~Q(rank=""), name="opportunity_rank_not_empty"),
+            models.CheckConstraint(
+                condition=Q(probability__isnull=True) | Q(probability__lte=100),
+                name="opportunity_probability_percent",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -140,6 +167,93 @@ class Opportunity(models.Model):
     @property
     def is_closed(self) -> bool:
         return self.status != Status.OPEN
+
+    @property
+    def is_deleted(self) -> bool:
+        return self.deleted_at is not None
+
+
+class Tag(models.Model):
+    """A label typed on deals; created on first use."""
+
+    name = models.CharField(max_length=50)
+    color = models.CharField(max_length=7, default="#64748b", help_text="A #rrggbb colour.")
+
+    class Meta:
+        ordering = ["name", "id"]
+        constraints = [
+            models.UniqueConstraint(models.functions.Lower("name"), name="tag_name_unique_ci"),
+            models.CheckConstraint(
+                condition=Q(color__regex=r"^#[0-9a-fA-F]{6}$"), name="tag_color_hex"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class CustomFieldType(models.TextChoices):
+    TEXT = "text", "Text"
+    LONG_TEXT = "long_text", "Long text"
+    NUMBER = "number", "Number"
+    MONEY = "money", "Money"
+    DATE = "date", "Date"
+    SINGLE_CHOICE = "single_choice", "Single choice"
+    MULTIPLE_CHOICE = "multiple_choice", "Multiple choice"
+    CHECKBOX = "checkbox", "Checkbox"
+    URL = "url", "URL"
+
+
+class CustomField(models.Model):
+    """An extra field on deals, defined by admins (HighLevel's opportunity custom fields)."""
+
+    name = models.CharField(max_length=100)
+    key = models.SlugField(max_length=100, unique=True, help_text="Used by import and the API.")
+    field_type = models.CharField(max_length=20, choices=CustomFieldType.choices)
+    required = models.BooleanField(default=False)
+    # Options of single/multiple choice fields, in order.
+    choices = models.JSONField(default=list, blank=True)
+    # Empty: the field applies to every pipeline.
+    pipelines = models.ManyToManyField(Pipeline, blank=True, related_name="custom_fields")
+    position = models.PositiveIntegerField(default=0)
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["position", "id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class CustomFieldValue(models.Model):
+    """One deal's value of one custom field, in the column of its type.
+
+    A typed table rather than JSON: each type is filtered by an index on (field, value),
+    so "amount > 1000" or "region = North" stays an index range at any number of deals.
+    Multiple choices are kept as "\n"-joined text (contains-filtering).
+    """
+
+    opportunity = models.ForeignKey(
+        Opportunity, on_delete=models.CASCADE, related_name="custom_values"
+    )
+    field = models.ForeignKey(CustomField, on_delete=models.CASCADE, related_name="values")
+    text = models.TextField(blank=True)
+    number = models.DecimalField(max_digits=18, decimal_places=4, null=True, blank=True)
+    date = models.DateField(null=True, blank=True)
+    flag = models.BooleanField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["opportunity", "field"], name="custom_value_once"),
+        ]
+        indexes = [
+            models.Index(fields=["field", "number", "opportunity"], name="custom_value_number"),
+            models.Index(fields=["field", "date", "opportunity"], name="custom_value_date"),
+            models.Index(fields=["field", "flag", "opportunity"], name="custom_value_flag"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.field_id}={self.text or self.number or self.date or self.flag}"
 
 
 class TrackedField(models.TextChoices):
@@ -150,6 +264,13 @@ class TrackedField(models.TextChoices):
     OWNER = "owner", "Owner"
     PIPELINE = "pipeline", "Pipeline"
     LOST_REASON = "lost_reason", "Lost reason"
+    CLOSE_DATE = "close_date", "Expected close date"
+    PROBABILITY = "probability", "Probability"
+    TAGS = "tags", "Tags"
+    FOLLOWERS = "followers", "Followers"
+    CUSTOM_FIELD = "custom_field", "Custom field"
+    DELETED = "deleted", "Moved to trash"
+    RESTORED = "restored", "Restored"
 
 
 class OpportunityHistory(models.Model):
@@ -170,8 +291,8 @@ class OpportunityHistory(models.Model):
     )
     from_status = models.CharField(max_length=20, choices=Status.choices, blank=True)
     to_status = models.CharField(max_length=20, choices=Status.choices, blank=True)
-    old_value = models.CharField(max_length=100, blank=True)
-    new_value = models.CharField(max_length=100, blank=True)
+    old_value = models.CharField(max_length=500, blank=True)
+    new_value = models.CharField(max_length=500, blank=True)
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )

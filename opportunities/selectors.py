@@ -21,21 +21,28 @@ def can_view_all(user) -> bool:
 def opportunities_visible_to(user) -> QuerySet[Opportunity]:
     """The one visibility rule ("only assigned data", as in HighLevel).
 
-    Users with "view all opportunities" see everything; everyone else sees only the
-    opportunities assigned to them. Anonymous users see nothing.
+    Users with "view all opportunities" see everything; everyone else sees the
+    opportunities assigned to them or that they follow. Deals in the trash are seen by
+    nobody here (see `trashed_opportunities`). Anonymous users see nothing.
     """
     if not user.is_authenticated:
         return Opportunity.objects.none()
+    alive = Opportunity.objects.filter(deleted_at__isnull=True)
     if can_view_all(user):
-        return Opportunity.objects.all()
-    return Opportunity.objects.filter(assigned_to=user)
+        return alive
+    followed = Opportunity.followers.through.objects.filter(user_id=user.pk).values(
+        "opportunity_id"
+    )
+    return alive.filter(Q(assigned_to=user) | Q(pk__in=followed))
 
 
 def opportunity_is_visible_to(user, opportunity: Opportunity) -> bool:
     """The same rule as `opportunities_visible_to`, for one deal already in hand."""
-    if not user.is_authenticated:
+    if not user.is_authenticated or opportunity.deleted_at is not None:
         return False
-    return can_view_all(user) or opportunity.assigned_to_id == user.pk
+    if can_view_all(user) or opportunity.assigned_to_id == user.pk:
+        return True
+    return opportunity.followers.filter(pk=user.pk).exists()
 
 
 def contacts_visible_to(user) -> QuerySet[Contact]:

@@ -5,6 +5,10 @@ integration written against HighLevel's opportunities API reads ours unchanged. 
 strings, as HighLevel sends them; our extras carry names HighLevel does not use.
 """
 
+from datetime import date
+from decimal import Decimal
+
+from opportunities.custom_fields import value_of
 from opportunities.models import Contact, Opportunity
 
 
@@ -28,9 +32,19 @@ def contact_as_api(contact: Contact | None) -> dict | None:
     }
 
 
+def _prefetched(opportunity: Opportunity, name: str):
+    cache = getattr(opportunity, "_prefetched_objects_cache", {})
+    return cache.get(name)
+
+
 def opportunity_as_api(opportunity: Opportunity) -> dict:
-    """The deal as the API shows it (load `contact` with it to avoid a query)."""
-    return {
+    """The deal as the API shows it (load `contact` with it to avoid a query).
+
+    Tags, followers and custom fields are included when prefetched (`tags`,
+    `followers`, `custom_values__field`): the API's reads prefetch them; event payloads,
+    written on every drag, carry the row's own fields only.
+    """
+    data = {
         "id": str(opportunity.pk),
         "name": opportunity.name,
         "monetaryValue": float(opportunity.value),
@@ -46,5 +60,28 @@ def opportunity_as_api(opportunity: Opportunity) -> dict:
         "lastStageChangeAt": _when(opportunity.stage_entered_at),
         "createdAt": _when(opportunity.created_at),
         "updatedAt": _when(opportunity.updated_at),
+        "expectedCloseDate": _when(opportunity.expected_close_date),
+        "probability": opportunity.probability,
         "version": opportunity.version,
     }
+    tags = _prefetched(opportunity, "tags")
+    if tags is not None:
+        data["tags"] = sorted(tag.name for tag in tags)
+    followers = _prefetched(opportunity, "followers")
+    if followers is not None:
+        data["followers"] = sorted(str(user.pk) for user in followers)
+    values = _prefetched(opportunity, "custom_values")
+    if values is not None:
+        data["customFields"] = [
+            {"id": str(row.field_id), "key": row.field.key, "fieldValue": _json(value_of(row))}
+            for row in sorted(values, key=lambda row: (row.field.position, row.field_id))
+        ]
+    return data
+
+
+def _json(value):
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    return value

@@ -167,6 +167,8 @@ def ensure_roles():
     import importlib
 
     roles = importlib.import_module("opportunities.migrations.0003_roles").ROLES
+    added = importlib.import_module("opportunities.migrations.0008_managers_delete").ADDED
+    roles = {name: [*codes, *added.get(name, [])] for name, codes in roles.items()}
     for name, codes in roles.items():
         group, _ = Group.objects.get_or_create(name=name)
         for code in codes:

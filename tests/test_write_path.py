@@ -175,12 +175,13 @@ def test_each_door_writes_its_history_rows_and_events(client, rep, stages, door)
     assert payload["status"] == deal.status
 
 
-def test_admin_delete_announces_the_deletion(client, stages):
+def test_admin_delete_moves_to_the_trash_and_announces_it(client, stages):
     client.force_login(factories.admin(username="root"))
     deal = factories.OpportunityFactory(stage=stages[0])
     start = last_event_id()
     client.post(reverse("admin:opportunities_opportunity_delete", args=[deal.pk]), {"post": "yes"})
-    assert not Opportunity.objects.filter(pk=deal.pk).exists()
+    deal.refresh_from_db()
+    assert deal.deleted_at is not None  # in the trash, restorable by a manager
     (event,) = events_after(start)
     assert (event.type, event.opportunity_id) == (EventType.DELETE, deal.pk)
 
@@ -386,3 +387,94 @@ def test_events_after_never_skips_an_event_that_commits_late():
     fast.join(10)
     seen = [event.payload["n"] for event in events_after(0)]
     assert seen == ["slow", "fast"]
+
+
+def test_tags_followers_and_custom_values_write_history_and_bump_the_version(stages):
+    from opportunities.models import CustomField, CustomFieldType
+    from opportunities.services.related import (
+        opportunity_set_custom_values,
+        opportunity_set_followers,
+        opportunity_set_tags,
+    )
+
+    manager, follower = factories.manager(), factories.rep()
+    deal = factories.OpportunityFactory(stage=stages[0])
+    CustomField.objects.create(name="Seats", key="seats", field_type=CustomFieldType.NUMBER)
+    start = last_event_id()
+    opportunity_set_tags(opportunity=deal, user=manager, names=["VIP", " vip ", "Q4"])
+    opportunity_set_followers(opportunity=deal, user=manager, followers=[follower])
+    opportunity_set_custom_values(opportunity=deal, user=manager, values={"seats": "1,200"})
+    deal.refresh_from_db()
+    assert deal.version == 4
+    assert sorted(deal.tags.values_list("name", flat=True)) == ["Q4", "VIP"]
+    fields = _fields(OpportunityHistory.objects.filter(opportunity=deal))
+    assert fields == ["custom_field", "followers", "tags"]
+    assert [event.type for event in events_after(start)] == [EventType.UPDATE] * 3
+    # A follower sees the deal under "only assigned data".
+    from opportunities.selectors import opportunities_visible_to
+
+    assert list(opportunities_visible_to(follower)) == [deal]
+
+
+def test_bad_related_values_are_refused_and_change_nothing(stages):
+    from opportunities.models import CustomField, CustomFieldType
+    from opportunities.services.related import (
+        opportunity_set_custom_values,
+        opportunity_set_followers,
+        opportunity_set_tags,
+    )
+
+    manager = factories.manager()
+    deal = factories.OpportunityFactory(stage=stages[0])
+    CustomField.objects.create(
+        name="Region", key="region", field_type=CustomFieldType.SINGLE_CHOICE, choices=["North"]
+    )
+    with pytest.raises(ValidationError, match="not one of"):
+        opportunity_set_custom_values(opportunity=deal, user=manager, values={"region": "South"})
+    with pytest.raises(ValidationError, match="characters"):
+        opportunity_set_tags(opportunity=deal, user=manager, names=["<b>bold</b>"])
+    with pytest.raises(ValidationError, match="At most 10"):
+        opportunity_set_followers(
+            opportunity=deal, user=manager, followers=[factories.rep() for _ in range(11)]
+        )
+    with pytest.raises(ValidationError):
+        from datetime import date
+
+        opportunity_update(opportunity=deal, user=manager, expected_close_date=date(9999, 1, 1))
+    deal.refresh_from_db()
+    assert deal.version == 1
+
+
+def test_trash_hides_a_deal_and_restore_brings_it_back(stages):
+    from opportunities.selectors import opportunities_visible_to
+    from opportunities.services.opportunities import opportunity_restore, trash_purge
+
+    manager = factories.manager()
+    deal = factories.OpportunityFactory(stage=stages[0])
+    start = last_event_id()
+    opportunity_delete(opportunity=deal, user=manager)
+    assert not opportunities_visible_to(manager).filter(pk=deal.pk).exists()
+    deal.refresh_from_db()
+    opportunity_restore(opportunity=deal, user=manager)
+    assert opportunities_visible_to(manager).filter(pk=deal.pk).exists()
+    types = [event.type for event in events_after(start)]
+    assert types == [EventType.DELETE, EventType.CREATE]
+    assert _fields(OpportunityHistory.objects.filter(opportunity=deal)) == ["deleted", "restored"]
+    opportunity_delete(opportunity=deal, user=manager)
+    Opportunity.objects.filter(pk=deal.pk).update(deleted_at="2000-01-01T00:00:00Z")
+    assert trash_purge(days=30) == 1
+    assert not Opportunity.objects.filter(pk=deal.pk).exists()
+
+
+def test_moving_the_close_date_later_counts_a_slip(stages):
+    from datetime import date
+
+    manager = factories.manager()
+    deal = factories.OpportunityFactory(stage=stages[0])
+    opportunity_update(opportunity=deal, user=manager, expected_close_date=date(2027, 1, 31))
+    opportunity_update(opportunity=deal, user=manager, expected_close_date=date(2027, 3, 31))
+    opportunity_update(opportunity=deal, user=manager, expected_close_date=date(2027, 2, 28))
+    deal.refresh_from_db()
+    assert deal.close_date_slips == 1
+    rows = OpportunityHistory.objects.filter(opportunity=deal, field="close_date")
+    assert rows.count() == 3

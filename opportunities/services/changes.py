@@ -7,6 +7,7 @@ in a bounded number of statements however many deals are in the batch.
 """
 
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from decimal import Decimal
 
 from django.utils import timezone
@@ -33,7 +34,22 @@ WATCHED = {
     "source": ("source", None, None),
     "contact_id": ("contactId", None, None),
     "rank": ("position", None, None),
+    "expected_close_date": ("expectedCloseDate", TrackedField.CLOSE_DATE, None),
+    "probability": ("probability", TrackedField.PROBABILITY, None),
+    "deleted_at": ("deletedAt", TrackedField.DELETED, None),
 }
+# Not columns of the deal: the services that change them pass (old, new) as `extra`.
+RELATED = {
+    "tags": ("tags", TrackedField.TAGS, None),
+    "followers": ("followers", TrackedField.FOLLOWERS, None),
+}
+CUSTOM_PREFIX = "custom:"
+
+
+def _meta(attr: str) -> tuple:
+    if attr.startswith(CUSTOM_PREFIX):
+        return (f"customFields.{attr.removeprefix(CUSTOM_PREFIX)}", TrackedField.CUSTOM_FIELD, None)
+    return WATCHED.get(attr) or RELATED[attr]
 
 
 def snapshot(opportunity: Opportunity) -> dict:
@@ -47,11 +63,19 @@ def snapshot(opportunity: Opportunity) -> dict:
 def _as_json(value):
     if isinstance(value, Decimal):
         return float(value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, list | tuple):
+        return [_as_json(item) for item in value]
     return value
 
 
 def _as_text(value) -> str:
-    return "" if value is None else str(value)
+    if value is None:
+        return ""
+    if isinstance(value, list | tuple):
+        return ", ".join(str(item) for item in value)[:500]
+    return str(value)[:500]
 
 
 @dataclass
@@ -67,10 +91,14 @@ class Change:
     def event_types(self) -> list[str]:
         if self.created:
             return [EventType.CREATE]
-        types = [WATCHED[attr][2] for attr in self.fields if WATCHED[attr][2]]
-        # Anything else (name, source, contact, pipeline, lost reason, a reorder) is
-        # announced as a general update; the rank that comes with a stage change is not.
-        others = set(self.fields) - {a for a in self.fields if WATCHED[a][2]}
+        if "deleted_at" in self.fields:
+            # Into the trash: deleted for integrations; out of it: there again.
+            restored = self.fields["deleted_at"][1] is None
+            return [EventType.CREATE if restored else EventType.DELETE]
+        types = [_meta(attr)[2] for attr in self.fields if _meta(attr)[2]]
+        # Anything else (name, source, contact, pipeline, lost reason, tags, a reorder…)
+        # is announced as a general update; the rank that comes with a stage change is not.
+        others = {attr for attr in self.fields if not _meta(attr)[2]}
         if "stage_id" in self.fields:
             others.discard("rank")
         if others:
@@ -79,16 +107,21 @@ class Change:
 
     def payload_changes(self) -> dict:
         return {
-            WATCHED[attr][0]: {"old": _as_json(old), "new": _as_json(new)}
+            _meta(attr)[0]: {"old": _as_json(old), "new": _as_json(new)}
             for attr, (old, new) in self.fields.items()
         }
 
 
-def diff(before: dict | None, opportunity: Opportunity) -> Change:
+def diff(before: dict | None, opportunity: Opportunity, extra: dict | None = None) -> Change:
+    """What changed on the row (from `before`), plus `extra` {attr: (old, new)} for what
+    lives beside it (tags, followers, custom fields)."""
     change = Change(opportunity=opportunity, before=before)
     if before is not None:
         for attr, old in before.items():
             new = getattr(opportunity, attr)
+            if old != new:
+                change.fields[attr] = (old, new)
+        for attr, (old, new) in (extra or {}).items():
             if old != new:
                 change.fields[attr] = (old, new)
     return change
@@ -113,14 +146,21 @@ def _history_rows(change: Change, user, at) -> list[OpportunityHistory]:
         ]
     rows = []
     for attr, (old, new) in change.fields.items():
-        tracked = WATCHED[attr][1]
+        tracked = _meta(attr)[1]
         if tracked is None:
             continue
+        if tracked == TrackedField.DELETED and new is None:
+            tracked = TrackedField.RESTORED
         row = OpportunityHistory(**common, field=tracked)
         if tracked == TrackedField.STAGE:
             row.from_stage_id = old
         elif tracked == TrackedField.STATUS:
             row.from_status = old
+        elif tracked == TrackedField.CUSTOM_FIELD:
+            key = attr.removeprefix(CUSTOM_PREFIX)
+            row.old_value, row.new_value = _as_text(old), _as_text(new)
+            row.old_value = f"{key}: {row.old_value}"[:500]
+            row.new_value = f"{key}: {row.new_value}"[:500]
         else:
             row.old_value, row.new_value = _as_text(old), _as_text(new)
         rows.append(row)
@@ -132,19 +172,19 @@ def history_rows(*, before: dict | None, after: Opportunity, user, at) -> list[O
     return _history_rows(diff(before, after), user, at)
 
 
-def changes_record(
-    *, user, items: list[tuple[dict | None, Opportunity]], at=None, history: bool = True
-) -> list[Change]:
+def changes_record(*, user, items: list[tuple], at=None, history: bool = True) -> list[Change]:
     """Write the history rows and events for a batch of changed (or created) deals.
 
     `items` pairs the snapshot taken before the write (None for a new deal) with the
-    deal as written. Deals that did not change write nothing. Call it after the writes,
-    as the last step of the transaction (events take the append lock). `history=False`
-    only for callers that wrote the history themselves with `history_rows` (replays).
+    deal as written, optionally with a third element: {attr: (old, new)} for tags,
+    followers and custom fields ("custom:<key>"). Deals that did not change write
+    nothing. Call it after the writes, as the last step of the transaction (events take
+    the append lock). `history=False` only for callers that wrote the history
+    themselves with `history_rows` (replays).
     """
     at = at or timezone.now()
     actor = user if getattr(user, "is_authenticated", False) else None
-    changes = [diff(before, opportunity) for before, opportunity in items]
+    changes = [diff(*item) for item in items]
     changes = [change for change in changes if change.created or change.fields]
     if history:
         rows = [row for change in changes for row in _history_rows(change, actor, at)]

@@ -18,7 +18,7 @@ from pipelines.models import Stage
 
 
 def _column(stage: Stage, moving_id: int | None):
-    column = Opportunity.objects.filter(stage=stage)
+    column = Opportunity.objects.filter(stage=stage, deleted_at__isnull=True)
     return column.exclude(pk=moving_id) if moving_id else column
 
 

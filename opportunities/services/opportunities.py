@@ -8,16 +8,18 @@ Opportunity.DoesNotExist for the caller to turn into 422 / 403 / 409 / 404.
 """
 
 import copy
+from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 
-from django.core.exceptions import ValidationError
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from opportunities.errors import StaleVersion
 from opportunities.models import CLOSED_STATUSES, Contact, LostReason, Opportunity, Status
+from opportunities.selectors import can_view_all
 from opportunities.services.access import ensure_may_change, ensure_permission
-from opportunities.services.changes import changes_record, deletions_record
+from opportunities.services.changes import changes_record
 from opportunities.services.moves import rank_for_drop
 from opportunities.services.writing import check_status, lock_stages, money, opportunity_write
 from pipelines.models import Pipeline, Stage
@@ -34,6 +36,24 @@ def _money_or_error(value) -> Decimal:
     if amount < 0:
         raise ValidationError({"value": "The value cannot be negative."})
     return amount
+
+
+def _check_close_date(value: date | None) -> date | None:
+    if value is not None and not (date(2000, 1, 1) <= value <= date(2999, 12, 31)):
+        raise ValidationError({"expected_close_date": "Enter a close date between 2000 and 2999."})
+    return value
+
+
+def _check_probability(value) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ValidationError({"probability": "Enter a whole percentage."}) from None
+    if not 0 <= number <= 100:
+        raise ValidationError({"probability": "Enter a percentage from 0 to 100."})
+    return number
 
 
 def first_stage(pipeline: Pipeline) -> Stage:
@@ -65,6 +85,8 @@ def opportunity_create(
     assigned_to=None,
     status: str = Status.OPEN,
     lost_reason: LostReason | None = None,
+    expected_close_date: date | None = None,
+    probability: int | None = None,
 ) -> Opportunity:
     """Create an opportunity at the top of its stage's column.
 
@@ -92,6 +114,8 @@ def opportunity_create(
         status_changed_at=now if status != Status.OPEN else None,
         closed_at=now if status in CLOSED_STATUSES else None,
         days_to_close=0 if status in CLOSED_STATUSES else None,
+        expected_close_date=_check_close_date(expected_close_date),
+        probability=_check_probability(probability),
         created_at=now,
         updated_at=now,
     )
@@ -116,6 +140,8 @@ def opportunity_update(
     stage=UNCHANGED,
     status=UNCHANGED,
     lost_reason=UNCHANGED,
+    expected_close_date=UNCHANGED,
+    probability=UNCHANGED,
 ) -> Opportunity:
     """Change any of the deal's fields at once (record form, admin, API, automation).
 
@@ -137,6 +163,8 @@ def opportunity_update(
         "stage": stage,
         "status": status,
         "lost_reason": lost_reason,
+        "expected_close_date": expected_close_date,
+        "probability": probability,
     }
     changes = {
         key: given_value for key, given_value in given.items() if given_value is not UNCHANGED
@@ -147,6 +175,14 @@ def opportunity_update(
         changes["source"] = changes["source"].strip()
     if "value" in changes:
         changes["value"] = _money_or_error(changes["value"])
+    if "expected_close_date" in changes:
+        new_date = _check_close_date(changes["expected_close_date"])
+        changes["expected_close_date"] = new_date
+        old_date = opportunity.expected_close_date
+        if old_date and new_date and new_date > old_date:
+            changes["close_date_slips"] = opportunity.close_date_slips + 1
+    if "probability" in changes:
+        changes["probability"] = _check_probability(changes["probability"])
 
     target_pipeline = changes.get("pipeline", opportunity.pipeline)
     if "pipeline" in changes and changes["pipeline"].pk != opportunity.pipeline_id:
@@ -187,12 +223,51 @@ def _stored(opportunity: Opportunity, attr: str):
 
 @transaction.atomic
 def opportunity_delete(*, opportunity: Opportunity, user, version: int | None = None) -> None:
-    """Delete a deal with its notes, tasks and history (its communications stay on the
-    contact). Invariants: permission to delete and visibility; refused if stale; an
-    OpportunityDelete event announces it."""
+    """Move a deal to the trash.
+
+    Invariants: permission to delete and visibility; refused if stale; the board, lists
+    and totals stop showing it at once (the visibility selector leaves the trash out);
+    an OpportunityDelete event; restorable for TRASH_RETENTION_DAYS, then purged.
+    """
     ensure_may_change(user, opportunity, "delete_opportunity")
     version = opportunity.version if version is None else version
-    deleted, _ = Opportunity.objects.filter(pk=opportunity.pk, version=version).delete()
-    if not deleted:
-        raise StaleVersion(opportunity.pk)
-    deletions_record(user=user, opportunities=[opportunity])
+    actor = user if user.is_authenticated else None
+    changes = {"deleted_at": timezone.now(), "deleted_by": actor}
+    opportunity_write(opportunity=opportunity, version=version, user=user, changes=changes)
+
+
+@transaction.atomic
+def opportunity_restore(*, opportunity: Opportunity, user) -> Opportunity:
+    """Take a deal out of the trash, where it was (its stage and place in the column).
+
+    Invariant: only users who may delete and see every deal restore (managers).
+    """
+    ensure_permission(user, "delete_opportunity")
+    if not can_view_all(user):
+        raise PermissionDenied("Only managers restore opportunities from the trash.")
+    if opportunity.deleted_at is None:
+        raise ValidationError({"opportunity": "This opportunity is not in the trash."})
+    changes = {"deleted_at": None, "deleted_by": None}
+    return opportunity_write(
+        opportunity=opportunity, version=opportunity.version, user=user, changes=changes
+    )
+
+
+def trash_purge(*, days: int | None = None) -> int:
+    """Delete for good the deals in the trash for longer than the retention period.
+
+    Their deletion was announced when they went to the trash; notes, tasks and history go
+    with them, communications stay on the contact. Returns how many deals went.
+    """
+    days = settings.TRASH_RETENTION_DAYS if days is None else days
+    cutoff = timezone.now() - timedelta(days=days)
+    purged = 0
+    while True:
+        with transaction.atomic():
+            ids = list(
+                Opportunity.objects.filter(deleted_at__lt=cutoff).values_list("pk", flat=True)[:500]
+            )
+            if not ids:
+                return purged
+            Opportunity.objects.filter(pk__in=ids).delete()
+            purged += len(ids)

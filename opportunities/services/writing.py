@@ -50,12 +50,15 @@ def follow_status(opportunity: Opportunity, status: str, now) -> dict:
 
 
 def opportunity_write(
-    *, opportunity: Opportunity, version: int, user, changes: dict, now=None
+    *, opportunity: Opportunity, version: int, user, changes: dict, extra=None, now=None
 ) -> Opportunity:
     """Apply `changes` (model attribute -> value) if `version` is still current.
 
     Raises StaleVersion and changes nothing when someone wrote first. On success the
     instance carries the new values and version, and history and events are written.
+    `extra` ({attr: (old, new)}) records changes made beside the row (tags, followers,
+    custom fields): the row is still written, so its version and updated_at move and
+    every board and form holding the old version learns of it.
     """
     now = now or timezone.now()
     if opportunity.version != version:
@@ -73,7 +76,7 @@ def opportunity_write(
     for attr, value in changes.items():
         setattr(opportunity, attr, value)
     opportunity.updated_at, opportunity.version = now, version + 1
-    changes_record(user=user, items=[(before, opportunity)], at=now)
+    changes_record(user=user, items=[(before, opportunity, extra)], at=now)
     return opportunity
 
 
