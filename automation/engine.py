@@ -290,14 +290,17 @@ def run_pending(limit: int = 200) -> int:
             stopped.append((run, stop))
         else:
             to_run.append(run)
+    # Runs that stop early share few distinct results: one UPDATE per result, only for
+    # runs still pending (another worker may have taken one meanwhile).
+    groups: dict[tuple, list[int]] = {}
     for run, (outcome, detail) in stopped:
-        run.outcome, run.results = outcome, [{"outcome": outcome, "detail": detail}]
-        if run.opportunity_id not in deals:
-            run.opportunity_id = None
-    # One UPDATE per 500 runs; only runs still pending (another worker may have taken one).
-    RuleRun.objects.filter(outcome=Outcome.PENDING).bulk_update(
-        [run for run, _ in stopped], ["outcome", "results", "opportunity"], batch_size=500
-    )
+        gone = run.opportunity_id not in deals
+        groups.setdefault((outcome, detail, gone), []).append(run.pk)
+    for (outcome, detail, gone), ids in groups.items():
+        fields = {"outcome": outcome, "results": [{"outcome": outcome, "detail": detail}]}
+        if gone:
+            fields["opportunity"] = None
+        RuleRun.objects.filter(pk__in=ids, outcome=Outcome.PENDING).update(**fields)
     for run in to_run:
         with transaction.atomic():
             # Several workers on PostgreSQL: each run is taken by one of them.
