@@ -196,17 +196,19 @@ SESSION_COOKIE_HTTPONLY = True
 # An open board polls every few seconds (opportunities/views/live.py). Reading sessions
 # through a per-process cache keeps that poll at two queries (user + board fingerprint);
 # writes still go to the database, so every gunicorn worker can serve every session. A
-# worker's cache does not hear about sign-outs handled by another worker, so entries
-# expire after 60 s: a signed-out session is refused everywhere within a minute (the
-# browser drops its cookie at once).
-SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+# worker's cache does not hear about sign-outs handled by another worker, so crm.sessions
+# keeps a cached session at most SESSION_CACHE_SECONDS: a sign-out holds on every worker
+# within a minute (Django's cached_db alone kept it for the session's whole life). Password
+# changes and deactivation hold at once: the user row is read on every request.
+SESSION_ENGINE = "crm.sessions"
 SESSION_CACHE_ALIAS = "sessions"
+SESSION_CACHE_SECONDS = int(os.environ.get("DJANGO_SESSION_CACHE_SECONDS", "60"))
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
     "sessions": {
         "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
         "LOCATION": "sessions",
-        "TIMEOUT": 60,
+        "TIMEOUT": SESSION_CACHE_SECONDS,
     },
 }
 if not DEBUG:
@@ -226,6 +228,15 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_ENABLED = env_bool("AXES_ENABLED", True)
+# Behind a reverse proxy: its addresses or networks (comma-separated). X-Forwarded-For is
+# trusted only on requests from them (crm/client_ip.py); otherwise every client would
+# count as the proxy, and anyone could lock out any username for everyone.
+TRUSTED_PROXIES = [
+    proxy.strip()
+    for proxy in os.environ.get("DJANGO_TRUSTED_PROXIES", "").split(",")
+    if proxy.strip()
+]
+AXES_CLIENT_IP_CALLABLE = "crm.client_ip.client_ip"
 
 LOGGING = {
     "version": 1,

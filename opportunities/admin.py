@@ -22,7 +22,7 @@ from opportunities.models import (
     Status,
     Task,
 )
-from opportunities.selectors import opportunities_visible_to
+from opportunities.selectors import contacts_visible_to, opportunities_visible_to
 from opportunities.services.opportunities import (
     opportunity_create,
     opportunity_delete,
@@ -222,10 +222,42 @@ def _refusal(exc: Exception) -> str:
     return str(exc) or "You are not allowed to do that."
 
 
+class VisibleRowsAdmin(admin.ModelAdmin):
+    """Only assigned data in the admin too, for staff who are not superusers.
+
+    Lists, change pages, search and autocomplete show only rows the user could reach
+    through the app (`visible_rows`); choices of an opportunity or a contact offer only
+    visible ones, so a form cannot attach a row to someone else's deal.
+    """
+
+    def visible_rows(self, user, queryset):
+        raise NotImplementedError
+
+    def get_queryset(self, request):
+        return self.visible_rows(request.user, super().get_queryset(request))
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.related_model is Opportunity:
+            kwargs["queryset"] = opportunities_visible_to(request.user)
+        elif db_field.related_model is Contact:
+            kwargs["queryset"] = contacts_visible_to(request.user)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+class OnVisibleOpportunityAdmin(VisibleRowsAdmin):
+    """Rows that belong to an opportunity: visible with it."""
+
+    def visible_rows(self, user, queryset):
+        return queryset.filter(opportunity__in=opportunities_visible_to(user))
+
+
 @admin.register(Contact)
-class ContactAdmin(admin.ModelAdmin):
+class ContactAdmin(VisibleRowsAdmin):
     list_display = ["name", "company", "email", "phone", "created_at"]
     search_fields = ["name", "email", "phone", "company"]
+
+    def visible_rows(self, user, queryset):
+        return queryset.filter(pk__in=contacts_visible_to(user).values("pk"))
 
 
 @admin.register(LostReason)
@@ -237,7 +269,7 @@ class LostReasonAdmin(admin.ModelAdmin):
 
 
 @admin.register(Note)
-class NoteAdmin(admin.ModelAdmin):
+class NoteAdmin(OnVisibleOpportunityAdmin):
     list_display = ["excerpt", "opportunity", "author", "created_at"]
     list_select_related = ["opportunity", "author"]
     search_fields = ["body", "opportunity__name"]
@@ -249,7 +281,7 @@ class NoteAdmin(admin.ModelAdmin):
 
 
 @admin.register(Task)
-class TaskAdmin(admin.ModelAdmin):
+class TaskAdmin(OnVisibleOpportunityAdmin):
     list_display = ["title", "opportunity", "due_on", "assigned_to", "done_at"]
     list_filter = [("done_at", admin.EmptyFieldListFilter), "assigned_to"]
     list_select_related = ["opportunity", "assigned_to"]
@@ -259,12 +291,16 @@ class TaskAdmin(admin.ModelAdmin):
 
 
 @admin.register(Communication)
-class CommunicationAdmin(admin.ModelAdmin):
+class CommunicationAdmin(VisibleRowsAdmin):
     list_display = ["kind", "excerpt", "contact", "opportunity", "occurred_at", "author"]
     list_filter = ["kind"]
     list_select_related = ["contact", "opportunity", "author"]
     search_fields = ["summary", "contact__name", "opportunity__name"]
     autocomplete_fields = ["contact", "opportunity"]
+
+    def visible_rows(self, user, queryset):
+        # The log belongs to the contact: whoever sees the contact sees its log.
+        return queryset.filter(contact__in=contacts_visible_to(user))
 
     @admin.display(description="Summary")
     def excerpt(self, communication):
@@ -272,7 +308,7 @@ class CommunicationAdmin(admin.ModelAdmin):
 
 
 @admin.register(OpportunityHistory)
-class OpportunityHistoryAdmin(admin.ModelAdmin):
+class OpportunityHistoryAdmin(OnVisibleOpportunityAdmin):
     """Read-only: history is written by the services, never edited by hand."""
 
     list_display = [

@@ -8,6 +8,7 @@ import pytest
 from django.contrib.auth import SESSION_KEY
 from django.urls import reverse
 
+from crm.client_ip import client_ip
 from tests import factories
 from tests import robustness_helpers as rh
 
@@ -203,3 +204,68 @@ def test_lockout_of_one_username_does_not_lock_out_colleagues_on_the_same_networ
         _attempt(client, "target", "wrong-guess")
     response = _attempt(client, "colleague", factories.DEFAULT_PASSWORD)
     assert response.status_code == 302
+
+
+# --- behind a reverse proxy: whose address counts ---------------------------------------------
+
+PROXY = "10.0.0.5"
+
+
+def _attempt_via(client, username, password, *, remote, forwarded=None):
+    extra = {"REMOTE_ADDR": remote}
+    if forwarded is not None:
+        extra["HTTP_X_FORWARDED_FOR"] = forwarded
+    return client.post(reverse("login"), {"username": username, "password": password}, **extra)
+
+
+def test_behind_a_trusted_proxy_a_lockout_is_per_forwarded_client(axes_on, settings, client):
+    settings.TRUSTED_PROXIES = ["10.0.0.0/24"]
+    factories.rep(username="admin2")
+    for _ in range(5):
+        _attempt_via(client, "admin2", "wrong-guess", remote=PROXY, forwarded="203.0.113.9")
+    locked = _attempt_via(
+        client, "admin2", factories.DEFAULT_PASSWORD, remote=PROXY, forwarded="203.0.113.9"
+    )
+    assert locked.status_code == 429
+    # The real admin, through the same proxy from another address, still gets in.
+    response = _attempt_via(
+        client, "admin2", factories.DEFAULT_PASSWORD, remote=PROXY, forwarded="198.51.100.7"
+    )
+    assert response.status_code == 302
+
+
+def test_a_forwarded_address_from_an_untrusted_peer_is_ignored(axes_on, settings, client):
+    settings.TRUSTED_PROXIES = ["10.0.0.0/24"]
+    factories.rep(username="target")
+    for index in range(5):
+        # Spoofing a new X-Forwarded-For on each try does not escape the lockout.
+        _attempt_via(client, "target", "wrong", remote="192.0.2.1", forwarded=f"1.2.3.{index}")
+    response = _attempt_via(
+        client, "target", factories.DEFAULT_PASSWORD, remote="192.0.2.1", forwarded="1.2.3.99"
+    )
+    assert response.status_code == 429
+
+
+@pytest.mark.parametrize(
+    ("remote", "forwarded", "expected"),
+    [
+        ("192.0.2.1", "203.0.113.9", "192.0.2.1"),  # not from a proxy: header ignored
+        (PROXY, "203.0.113.9", "203.0.113.9"),
+        (PROXY, "6.6.6.6, 203.0.113.9", "203.0.113.9"),  # the client wrote the left part
+        (PROXY, "203.0.113.9, 10.0.0.7", "203.0.113.9"),  # two proxies of ours
+        (PROXY, "", PROXY),
+        (PROXY, "not-an-address", PROXY),
+    ],
+)
+def test_client_ip_trusts_the_forwarded_address_only_from_a_configured_proxy(
+    settings, rf, remote, forwarded, expected
+):
+    settings.TRUSTED_PROXIES = ["10.0.0.0/24"]
+    request = rf.get("/", REMOTE_ADDR=remote, HTTP_X_FORWARDED_FOR=forwarded)
+    assert client_ip(request) == expected
+
+
+def test_without_configured_proxies_the_peer_address_counts(settings, rf):
+    settings.TRUSTED_PROXIES = []
+    request = rf.get("/", REMOTE_ADDR=PROXY, HTTP_X_FORWARDED_FOR="203.0.113.9")
+    assert client_ip(request) == PROXY
