@@ -3,7 +3,7 @@
 Every filter is a URL parameter, so a filtered list is a link a manager can share or bookmark.
 """
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import django_filters
 from django import forms
@@ -13,6 +13,7 @@ from django.utils import timezone
 from opportunities.filters import ALL_STATUSES, STATUS_FILTER_CHOICES, OpportunityFilter
 from opportunities.models import LostReason, Status
 from opportunities.reports import with_days_open
+from opportunities.selectors import rotting_condition
 from pipelines.models import Pipeline, Stage
 
 
@@ -57,18 +58,8 @@ def month_start(now: datetime | None = None) -> datetime:
 
 
 def stale_condition(now: datetime | None = None) -> Q:
-    """Open, and in its stage longer than that stage's rotting days.
-
-    Stages are few, so one condition per stage that has rotting days keeps this plain SQL
-    on every backend (no date arithmetic on columns) and lets the index on stage serve it.
-    """
-    now = now or timezone.now()
-    per_stage = Q(pk__in=[])
-    for stage_id, days in Stage.objects.filter(rotting_days__isnull=False).values_list(
-        "pk", "rotting_days"
-    ):
-        per_stage |= Q(stage_id=stage_id, stage_entered_at__lt=now - timedelta(days=days))
-    return Q(status=Status.OPEN) & per_stage
+    """The manager's "Open and stale" view: the one rotting rule of the selectors."""
+    return rotting_condition(now=now)
 
 
 def quick_view_conditions() -> dict[str, Q]:

@@ -1,13 +1,15 @@
 """Reads. Every view reads opportunities through `opportunities_visible_to`."""
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 from decimal import Decimal
 
 from django.contrib.auth import get_user_model
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
+from django.utils import timezone
 
-from opportunities.models import Contact, Opportunity, Task
+from opportunities.models import Contact, Opportunity, Status, Task
 from pipelines.models import Pipeline, Stage
 
 BOARD_PAGE_SIZE = 25
@@ -187,3 +189,30 @@ def source_choices(user=None) -> list[str]:
     return list(
         queryset.exclude(source="").order_by("source").values_list("source", flat=True).distinct()
     )
+
+
+def rotting_condition(*, now=None, days: int | None = None) -> Q:
+    """The one definition of a rotting (stale) deal: open, and no stage change for longer
+    than its stage's rotting days (or `days`, for a rule that names its own limit).
+
+    Used by the board's cards (`is_rotting`), the manager's "Open and stale" view and
+    automation's stale trigger. Stages are few, so one condition per stage keeps this
+    plain SQL on every backend (no date arithmetic on columns).
+    """
+    now = now or timezone.now()
+    if days is not None:
+        return Q(status=Status.OPEN, stage_entered_at__lt=now - timedelta(days=days))
+    per_stage = Q(pk__in=[])
+    for stage_id, stage_days in Stage.objects.filter(rotting_days__isnull=False).values_list(
+        "pk", "rotting_days"
+    ):
+        per_stage |= Q(stage_id=stage_id, stage_entered_at__lt=now - timedelta(days=stage_days))
+    return Q(status=Status.OPEN) & per_stage
+
+
+def is_rotting(opportunity: Opportunity, *, now=None) -> bool:
+    """`rotting_condition` for one deal in hand (its stage loaded)."""
+    days = opportunity.stage.rotting_days
+    if opportunity.status != Status.OPEN or days is None:
+        return False
+    return opportunity.stage_entered_at < (now or timezone.now()) - timedelta(days=days)
