@@ -20,6 +20,7 @@ from automation.services import contact_email_send
 from opportunities.models import Opportunity, Status
 from opportunities.services import moves, records
 from opportunities.services.opportunities import opportunity_update
+from opportunities.services.related import opportunity_set_tags
 
 
 def _text(action: Action, opportunity: Opportunity, field: str = "title") -> str:
@@ -39,19 +40,30 @@ def _person(action: Action, opportunity: Opportunity):
     return opportunity.assigned_to
 
 
+def _people(action: Action, opportunity: Opportunity) -> list:
+    """Everyone an action is for: the owner, the named user, the followers or a group."""
+    if action.recipient == Recipient.GROUP:
+        return _group_members(action)
+    if action.recipient == Recipient.FOLLOWERS:
+        followers = list(opportunity.followers.filter(is_active=True).order_by("id"))
+        if not followers:
+            raise ValidationError("The deal has no followers.")
+        return followers
+    return [_person(action, opportunity)]
+
+
 def create_task(action, opportunity, user) -> str:
     title = _text(action, opportunity) or _text(action, opportunity, "body")
     due_on = None
     if action.due_in_days is not None:
         due_on = timezone.localdate() + timedelta(days=action.due_in_days)
-    task = records.task_create(
-        opportunity=opportunity,
-        user=user,
-        title=title,
-        due_on=due_on,
-        assigned_to=_person(action, opportunity),
-    )
-    return f"created task ‘{task.title}’"
+    people = _people(action, opportunity)
+    for person in people:
+        task = records.task_create(
+            opportunity=opportunity, user=user, title=title, due_on=due_on, assigned_to=person
+        )
+    names = ", ".join(p.get_full_name() or p.get_username() for p in people)
+    return f"created task ‘{task.title}’ for {names}"
 
 
 def assign_owner(action, opportunity, user) -> str:
@@ -102,10 +114,7 @@ def add_note(action, opportunity, user) -> str:
 
 
 def notify_people(action, opportunity, user) -> str:
-    if action.recipient == Recipient.GROUP:
-        people = _group_members(action)
-    else:
-        people = [_person(action, opportunity)]
+    people = _people(action, opportunity)
     text = _text(action, opportunity) or _text(action, opportunity, "body")
     notes = notify(users=people, text=text, opportunity=opportunity)
     names = ", ".join(n.user.get_full_name() or n.user.get_username() for n in notes)
@@ -123,6 +132,29 @@ def email_contact(action, opportunity, user) -> str:
     return f"e-mailed {opportunity.contact.email}"
 
 
+def _tags(opportunity) -> list[str]:
+    return list(opportunity.tags.order_by("name").values_list("name", flat=True))
+
+
+def add_tag(action, opportunity, user) -> str:
+    tag = _text(action, opportunity).strip()
+    names = _tags(opportunity)
+    if tag.casefold() in {name.casefold() for name in names}:
+        return f"tag ‘{tag}’ already there"
+    opportunity_set_tags(opportunity=opportunity, user=user, names=[*names, tag])
+    return f"added tag ‘{tag}’"
+
+
+def remove_tag(action, opportunity, user) -> str:
+    tag = _text(action, opportunity).strip()
+    names = _tags(opportunity)
+    kept = [name for name in names if name.casefold() != tag.casefold()]
+    if kept == names:
+        return f"no tag ‘{tag}’ to remove"
+    opportunity_set_tags(opportunity=opportunity, user=user, names=kept)
+    return f"removed tag ‘{tag}’"
+
+
 RUNNERS = {
     ActionKind.CREATE_TASK: create_task,
     ActionKind.ASSIGN_OWNER: assign_owner,
@@ -131,4 +163,6 @@ RUNNERS = {
     ActionKind.ADD_NOTE: add_note,
     ActionKind.NOTIFY: notify_people,
     ActionKind.EMAIL_CONTACT: email_contact,
+    ActionKind.ADD_TAG: add_tag,
+    ActionKind.REMOVE_TAG: remove_tag,
 }

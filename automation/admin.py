@@ -22,7 +22,7 @@ from automation.placeholders import email_previews
 class ConditionInline(admin.TabularInline):
     model = Condition
     extra = 0
-    fields = ["kind", "value", "user", "group"]
+    fields = ["kind", "value", "custom_field", "user", "group"]
 
 
 class ActionInline(admin.StackedInline):

@@ -24,6 +24,7 @@ harmless: a rule never runs twice for one event.
 import logging
 from collections.abc import Iterable
 from datetime import timedelta
+from decimal import Decimal
 
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
@@ -42,9 +43,16 @@ from automation.models import (
     Trigger,
     action_problem,
 )
+from opportunities.custom_fields import value_of
 from opportunities.errors import StaleVersion
 from opportunities.events import last_event_id
-from opportunities.models import Opportunity, OpportunityEvent, Status
+from opportunities.models import (
+    LIVE,
+    CustomFieldValue,
+    Opportunity,
+    OpportunityEvent,
+    Status,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -118,12 +126,37 @@ def conditions_unmet(rule: Rule, opportunity: Opportunity) -> str | None:
             and condition.group.user_set.filter(pk=opportunity.assigned_to_id).exists()
         ):
             return f"owner is not in the group “{condition.group}”"
+        if (
+            kind == ConditionKind.TAG_HAS
+            and not opportunity.tags.filter(name__iexact=value.strip()).exists()
+        ):
+            return f"no tag “{value}”"
+        if kind == ConditionKind.CUSTOM_FIELD_EQUALS and not _custom_value_equals(
+            opportunity, condition.custom_field, value
+        ):
+            return f"{condition.custom_field} is not “{value}”"
     return None
 
 
-def _number(value: str):
-    from decimal import Decimal
+def _custom_value_equals(opportunity, field, expected: str) -> bool:
+    stored = CustomFieldValue.objects.filter(opportunity=opportunity, field=field).first()
+    actual = value_of(stored) if stored is not None else None
+    expected = expected.strip()
+    if actual is None or actual == "":
+        return expected == ""
+    if isinstance(actual, bool):
+        return actual == (expected.lower() in {"1", "true", "yes", "on", "checked"})
+    if isinstance(actual, list):
+        return expected.casefold() in {item.casefold() for item in actual}
+    if isinstance(actual, Decimal):
+        try:
+            return actual == Decimal(expected)
+        except ArithmeticError:
+            return False
+    return str(actual).casefold() == expected.casefold()
 
+
+def _number(value: str):
     return Decimal(value)
 
 
@@ -149,9 +182,10 @@ def rule_problem(rule: Rule) -> str | None:
 
 
 def _load(opportunity_id) -> Opportunity | None:
+    # A deal in the trash is left alone, as if gone.
     return (
         Opportunity.objects.select_related("stage", "contact", "assigned_to", "lost_reason")
-        .filter(pk=opportunity_id)
+        .filter(LIVE, pk=opportunity_id)
         .first()
     )
 
@@ -220,7 +254,7 @@ def _precheck(run: RuleRun, rule: Rule, opportunity, enabled: bool) -> tuple[str
     if not enabled:
         return Outcome.SKIPPED, "the rule was disabled before it ran"
     if opportunity is None:
-        return Outcome.SKIPPED, "the deal no longer exists"
+        return Outcome.SKIPPED, "the deal no longer exists or is in the trash"
     unmet = conditions_unmet(rule, opportunity)
     if unmet:
         return Outcome.SKIPPED, f"conditions not met: {unmet}"
@@ -279,7 +313,7 @@ def run_pending(limit: int = 200) -> int:
     deals = {
         deal.pk: deal
         for deal in Opportunity.objects.select_related("stage", "contact", "assigned_to")
-        .filter(pk__in={run.opportunity_id for run in runs})
+        .filter(LIVE, pk__in={run.opportunity_id for run in runs})
         .order_by()
     }
     stopped, to_run = [], []
@@ -366,7 +400,7 @@ def stale_opportunities(*, days: int, now=None):
     """
     now = now or timezone.now()
     return Opportunity.objects.filter(
-        status=Status.OPEN, stage_entered_at__lt=now - timedelta(days=days)
+        LIVE, status=Status.OPEN, stage_entered_at__lt=now - timedelta(days=days)
     )
 
 

@@ -62,7 +62,11 @@ class RuleForm(forms.ModelForm):
 
 
 ConditionFormSet = inlineformset_factory(
-    Rule, Condition, fields=["kind", "value", "user", "group"], extra=1, can_delete=True
+    Rule,
+    Condition,
+    fields=["kind", "value", "custom_field", "user", "group"],
+    extra=1,
+    can_delete=True,
 )
 ActionFormSet = inlineformset_factory(
     Rule,

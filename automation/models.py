@@ -13,7 +13,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from automation import placeholders
-from opportunities.models import LostReason, Opportunity, Status
+from opportunities.models import CustomField, LostReason, Opportunity, Status
 from pipelines.models import Pipeline, Stage
 
 
@@ -116,13 +116,18 @@ class ConditionKind(models.TextChoices):
     OWNER_IS = "owner_is", "Owner is"
     OWNER_IN_GROUP = "owner_in_group", "Owner is in group"
     STATUS_IS = "status_is", "Status is"
+    TAG_HAS = "tag_has", "Has tag"
+    CUSTOM_FIELD_EQUALS = "custom_field_equals", "Custom field equals"
 
 
 class Condition(models.Model):
     rule = models.ForeignKey(Rule, on_delete=models.CASCADE, related_name="conditions")
     kind = models.CharField(max_length=20, choices=ConditionKind.choices)
     value = models.CharField(
-        max_length=200, blank=True, help_text="A number, a source or a status."
+        max_length=200, blank=True, help_text="A number, a source, a status, a tag or a value."
+    )
+    custom_field = models.ForeignKey(
+        CustomField, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
     )
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
@@ -152,6 +157,10 @@ class Condition(models.Model):
             raise ValidationError({"user": "Choose the user."})
         elif self.kind == ConditionKind.OWNER_IN_GROUP and self.group_id is None:
             raise ValidationError({"group": "Choose the group."})
+        elif self.kind == ConditionKind.TAG_HAS and not self.value.strip():
+            raise ValidationError({"value": "Give the tag."})
+        elif self.kind == ConditionKind.CUSTOM_FIELD_EQUALS and self.custom_field_id is None:
+            raise ValidationError({"custom_field": "Choose the custom field."})
 
 
 class ActionKind(models.TextChoices):
@@ -161,12 +170,15 @@ class ActionKind(models.TextChoices):
     SET_STATUS = "set_status", "Set status"
     ADD_NOTE = "add_note", "Add a note"
     NOTIFY = "notify", "Notify"
+    ADD_TAG = "add_tag", "Add a tag"
+    REMOVE_TAG = "remove_tag", "Remove a tag"
     EMAIL_CONTACT = "email_contact", "E-mail the contact"
 
 
 class Recipient(models.TextChoices):
     OWNER = "owner", "The deal's owner"
     USER = "user", "A named user"
+    FOLLOWERS = "followers", "The deal's followers"
     GROUP = "group", "A group (round-robin for owners; everyone for notifications)"
 
 
@@ -183,7 +195,7 @@ class Action(models.Model):
     group = models.ForeignKey(
         Group, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
     )
-    # Task title, note body or notification text; the e-mail's subject and body.
+    # Task title, note body, notification text or tag; the e-mail's subject and body.
     title = models.CharField(max_length=200, blank=True)
     body = models.TextField(blank=True)
     due_in_days = models.IntegerField(null=True, blank=True, help_text="For tasks.")
@@ -378,6 +390,10 @@ def action_problem(action: Action) -> tuple[str, str] | None:
             return ("lost_reason", "Lost needs a reason: choose it in the rule.")
         if action.status == Status.LOST and not action.lost_reason.is_active:
             return ("lost_reason", "That lost reason is no longer offered.")
+    if kind in (ActionKind.ADD_TAG, ActionKind.REMOVE_TAG) and not action.title.strip():
+        return ("title", "Give the tag in the title.")
+    if kind == ActionKind.ASSIGN_OWNER and action.recipient == Recipient.FOLLOWERS:
+        return ("recipient", "Assign to a named user or round-robin in a group.")
     if kind == ActionKind.EMAIL_CONTACT and not (action.title.strip() and action.body.strip()):
         return ("body", "Give the e-mail's subject and body.")
     if kind in (ActionKind.EMAIL_CONTACT, ActionKind.NOTIFY, ActionKind.CREATE_TASK):

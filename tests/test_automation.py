@@ -614,3 +614,83 @@ def test_queuing_and_settling_skipped_runs_take_a_fixed_number_of_queries(
     with django_assert_max_num_queries(12):
         assert engine.run_pending() == 60
     assert set(RuleRun.objects.values_list("outcome", flat=True)) == {Outcome.SKIPPED}
+
+
+# Tags, followers, custom fields, the trash
+
+
+def test_tag_condition_and_tag_actions(sales, pump):
+    from opportunities.services.related import opportunity_set_tags
+
+    pipeline, stages, rep, boss, deal = sales
+    rule = proposal_rule(pipeline, stages[2], boss)
+    rule.conditions.create(kind=ConditionKind.TAG_HAS, value="hot")
+    rule.actions.create(kind=ActionKind.ADD_TAG, title="proposal-sent", position=1)
+    rule.actions.create(kind=ActionKind.REMOVE_TAG, title="HOT", position=2)
+    move(deal, stages[2], rep)
+    pump()
+    assert not Task.objects.exists()  # no tag "hot" yet
+
+    deal.refresh_from_db()
+    opportunity_set_tags(opportunity=deal, user=rep, names=["Hot", "vip"])
+    move(deal, stages[1], rep)
+    move(deal, stages[2], rep)
+    pump()
+    assert Task.objects.count() == 1
+    assert sorted(deal.tags.values_list("name", flat=True)) == ["proposal-sent", "vip"]
+
+
+def test_custom_field_condition(sales, pump):
+    from opportunities.models import CustomField
+    from opportunities.services.related import opportunity_set_custom_values
+
+    pipeline, stages, rep, boss, deal = sales
+    region = CustomField.objects.create(name="Region", key="region", field_type="text")
+    rule = proposal_rule(pipeline, stages[2], boss)
+    rule.conditions.create(
+        kind=ConditionKind.CUSTOM_FIELD_EQUALS, custom_field=region, value="north"
+    )
+    opportunity_set_custom_values(opportunity=deal, user=rep, values={"region": "South"})
+    move(deal, stages[2], rep)
+    pump()
+    assert not Task.objects.exists()
+    assert "Region is not “north”" in RuleRun.objects.get().summary
+
+    deal.refresh_from_db()
+    opportunity_set_custom_values(opportunity=deal, user=rep, values={"region": "North"})
+    move(deal, stages[1], rep)
+    move(deal, stages[2], rep)
+    pump()
+    assert Task.objects.count() == 1
+
+
+def test_tasks_and_notifications_for_the_followers(sales, pump):
+    from opportunities.services.related import opportunity_set_followers
+
+    pipeline, stages, rep, boss, deal = sales
+    ann, bob = factories.rep(username="ann"), factories.rep(username="bob")
+    opportunity_set_followers(opportunity=deal, user=boss, followers=[ann, bob])
+    rule_with(
+        boss,
+        pipeline=pipeline,
+        trigger=Trigger.STAGE_ENTERED,
+        stage=stages[2],
+        actions=[
+            {"kind": ActionKind.CREATE_TASK, "title": "Review", "recipient": Recipient.FOLLOWERS},
+            {"kind": ActionKind.NOTIFY, "title": "{deal} moved", "recipient": Recipient.FOLLOWERS},
+        ],
+    )
+    move(deal, stages[2], rep)
+    pump()
+    assert set(Task.objects.values_list("assigned_to__username", flat=True)) == {"ann", "bob"}
+    assert set(Notification.objects.values_list("user__username", flat=True)) == {"ann", "bob"}
+
+
+def test_a_deal_in_the_trash_is_left_alone(sales, pump):
+    pipeline, stages, rep, boss, deal = sales
+    proposal_rule(pipeline, stages[2], boss)
+    move(deal, stages[2], rep)
+    Opportunity.objects.filter(pk=deal.pk).update(deleted_at=timezone.now())
+    pump()
+    assert not Task.objects.exists()
+    assert "in the trash" in RuleRun.objects.get().summary
