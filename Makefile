@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export DJANGO_SETTINGS_MODULE := crm.settings
 
-.PHONY: run dev test test-fast lint format install browser bench screenshot clean
+.PHONY: run dev test test-fast fuzz lint format install browser bench screenshot clean
 
 $(VENV)/.installed: requirements.lock .python-version
 	@python3 -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else "Python >= 3.12 is needed (Django 6). With pyenv, .python-version selects 3.12; otherwise install 3.12 and put it first on PATH.")'
@@ -55,9 +55,13 @@ lint: install
 test: install browser lint
 	$(VENV)/bin/pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
-# Without the browser tests, for a quick loop while coding.
+# Without the browser tests and the slow ones (fuzzing, concurrency), for a quick loop.
 test-fast: install
-	$(VENV)/bin/pytest -n 2 -m "not e2e" $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -n 2 -m "not e2e and not slow" $(PYTEST_ARGS)
+
+# The fuzz tests with 2,000 examples per endpoint (`make test` tries 100 fresh ones).
+fuzz: install
+	FUZZ_PROFILE=fuzz $(VENV)/bin/pytest -n 2 tests/test_fuzz.py $(PYTEST_ARGS)
 
 format: install
 	$(VENV)/bin/ruff check --fix .

@@ -36,10 +36,19 @@ from tests import robustness_helpers as rh
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
-EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "2000"))
+# Two profiles: `make test` tries ~100 fresh random examples per endpoint on every run
+# (over many runs that covers more ground than replaying one fixed set); `make fuzz`
+# (FUZZ_PROFILE=fuzz) tries 2,000. A failure prints the blob that replays it
+# (@reproduce_failure); FUZZ_EXAMPLES overrides the count of either.
+PROFILES = {"default": 100, "fuzz": 2000}
+FUZZ_PROFILE = os.environ.get("FUZZ_PROFILE", "default")
+if FUZZ_PROFILE not in PROFILES:
+    raise ValueError(f"FUZZ_PROFILE must be one of {', '.join(PROFILES)}, not {FUZZ_PROFILE!r}")
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", PROFILES[FUZZ_PROFILE]))
 FUZZ_SETTINGS = settings(
     max_examples=EXAMPLES,
-    derandomize=True,
+    derandomize=False,
+    print_blob=True,
     deadline=None,
     database=None,
     suppress_health_check=[
@@ -461,6 +470,108 @@ def test_bad_input_never_errors_and_refusals_change_nothing(world, endpoint):
         send(world, endpoint, example)
 
     for case in REGRESSIONS.get(endpoint.url_name, []):
+        fuzz = hypothesis_example(example=case)(fuzz)
+    fuzz()
+
+
+# --- GET parameters: filters, paging, picks ---------------------------------------------------
+
+
+GET_ENDPOINTS = [
+    Endpoint(
+        "opportunities:board",
+        {"pipeline_id": "pipeline"},
+        {"status": "status", "owner": "user", "source": "text", "q": "text"},
+    ),
+    Endpoint(
+        "opportunities:column_more",
+        {"pipeline_id": "pipeline", "stage_id": "stage"},
+        {"after_rank": "text", "after_id": "id", "status": "status", "owner": "user"},
+    ),
+    Endpoint("opportunities:card", {"pk": "opportunity"}, {"filters": "text", "status": "status"}),
+    Endpoint("opportunities:lost_form", {"pk": "opportunity"}, {"filters": "text", "next": "next"}),
+    Endpoint("opportunities:detail", {"pk": "opportunity"}, {"next": "next"}),
+    Endpoint("opportunities:note_edit", {"note_id": "note"}, {"next": "next"}),
+    Endpoint(
+        "opportunities:list",
+        {},
+        {
+            "status": "status",
+            "pipeline": "pipeline",
+            "stage": "stage",
+            "owner": "user",
+            "lost_reason": "reason",
+            "value_min": "money",
+            "value_max": "money",
+            "created_after": "date",
+            "created_before": "date",
+            "closed_after": "date",
+            "closed_before": "date",
+            "view": "text",
+            "sort": "text",
+            "page": "version",
+            "q": "text",
+            "source": "text",
+        },
+    ),
+    Endpoint(
+        "opportunities:export",
+        {},
+        {"status": "status", "pipeline": "pipeline", "value_min": "money", "closed_after": "date"},
+    ),
+    Endpoint("opportunities:my_tasks", {}, {}),
+    Endpoint("opportunities:contact_search", {}, {"contact-search": "text", "q": "text"}),
+    Endpoint("opportunities:contact_pick", {}, {"id": "contact"}),
+    Endpoint(
+        "opportunities:create",
+        {},
+        {"pipeline": "pipeline", "stage": "stage", "name": "text", "value": "money"},
+    ),
+]
+
+# Inputs that once answered 500: always tried first.
+GET_REGRESSIONS = {
+    "opportunities:contact_pick": [
+        ({}, {"id": "abc"}, "rep", True, 1),
+        ({}, {"id": "1.5"}, "rep", False, 1),
+    ],
+}
+
+
+def get_and_check(client: Client, url: str, data: dict, baseline: dict, note: str, **extra):
+    """GET inside a savepoint that is rolled back: no 5xx, a readable refusal, no writes
+    (other than the session's)."""
+    connection.queries_log.clear()
+    with transaction.atomic():
+        with CaptureQueriesContext(connection) as queries:
+            response = client.get(url, data, **extra)
+        assert response.status_code < 500, note
+        if response.status_code >= 400:
+            assert readable(response), f"unreadable {response.status_code}: {note}"
+        writes = [
+            q["sql"]
+            for q in queries
+            if q["sql"].lstrip().upper().startswith(WRITES) and "django_session" not in q["sql"]
+        ]
+        assert not writes, f"a GET wrote: {note}: {writes[:1]}"
+        transaction.set_rollback(True)
+    return response
+
+
+@pytest.mark.parametrize("endpoint", GET_ENDPOINTS, ids=str)
+def test_bad_query_parameters_never_error(world, endpoint):
+    world.baseline = {}
+
+    @FUZZ_SETTINGS
+    @given(example=request_for(world, endpoint))
+    def fuzz(example):
+        kwargs, data, role, htmx, _dice = example
+        url = reverse(endpoint.url_name, kwargs=kwargs)
+        headers = {"HX-Request": "true"} if htmx else {}
+        note = f"{role} GET {url} {data!r:.500} htmx={htmx}"
+        get_and_check(world.clients[role], url, data, world.baseline, note, headers=headers)
+
+    for case in GET_REGRESSIONS.get(endpoint.url_name, []):
         fuzz = hypothesis_example(example=case)(fuzz)
     fuzz()
 
