@@ -11,6 +11,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpResponseRedirect
 
+from opportunities import admin_fields  # noqa: F401 (custom fields and tags)
 from opportunities.errors import StaleVersion
 from opportunities.models import (
     Communication,
