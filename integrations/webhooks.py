@@ -191,7 +191,10 @@ def consume(events) -> None:
     for event in events:
         body = None
         for subscription in subscriptions:
-            if event.type not in subscription.event_types:
+            # A new endpoint hears about what happens from now on, not the past.
+            if event.type not in subscription.event_types or (
+                event.created_at < subscription.created_at
+            ):
                 continue
             body = body or message_body(event)
             rows.append(

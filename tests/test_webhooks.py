@@ -281,6 +281,13 @@ def test_redeliver_sends_again(subscription, receiver, manager, pipeline, client
     assert receiver.requests[0]["body"] == receiver.requests[1]["body"]
 
 
+def test_a_new_subscription_does_not_get_past_events(allow_loopback, manager, receiver, pipeline):
+    opportunity_create(user=manager, name="Before", pipeline=pipeline[0])
+    webhooks.subscription_create(user=manager, url=receiver.url, event_types=webhooks.EVENT_TYPES)
+    deliver_all()
+    assert receiver.requests == []
+
+
 def test_inactive_subscription_gets_nothing(subscription, receiver, manager, pipeline):
     webhooks.subscription_set_active(subscription=subscription, user=manager, active=False)
     opportunity_create(user=manager, name="Off", pipeline=pipeline[0])

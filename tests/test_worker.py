@@ -101,7 +101,7 @@ def test_prune_job_deletes_old_events(settings, events):
     assert OpportunityEvent.objects.count() == len(events) - 1
 
 
-def test_webhook_consumer_enqueues_with_the_cursor(settings, events):
+def test_webhook_consumer_enqueues_with_the_cursor(settings):
     from integrations import webhooks
 
     settings.WEBHOOKS_ALLOW_PRIVATE = True
@@ -109,8 +109,13 @@ def test_webhook_consumer_enqueues_with_the_cursor(settings, events):
     webhooks.subscription_create(
         user=manager, url="http://127.0.0.1:9/hook", event_types=["OpportunityCreate"]
     )
+    pipeline, _ = factories.pipeline_with_stages(("A", "B"))
+    for number in range(3):
+        opportunity_create(user=manager, name=f"Hooked {number}", pipeline=pipeline)
     pump_once()
     assert DBTaskResult.objects.filter(task_path__endswith="deliver_webhooks").count() == 3
+    cursor = EventCursor.objects.get(name="integrations.webhooks.consume")
+    assert cursor.last_id == OpportunityEvent.objects.order_by("id").last().pk
 
 
 def test_create_api_token_prints_a_working_token(client, capsys):
