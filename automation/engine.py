@@ -433,3 +433,15 @@ def stale_check(now=None) -> int:
                 execute(run, rule)
                 count += 1
     return count
+
+
+def prune_caused_events() -> int:
+    """Forget the causes of events the event log no longer holds (a daily job)."""
+    oldest = OpportunityEvent.objects.order_by("id").values_list("id", flat=True).first()
+    stale = (
+        CausedEvent.objects.all()
+        if oldest is None
+        else CausedEvent.objects.filter(event_id__lt=oldest)
+    )
+    deleted, _ = stale.delete()
+    return deleted

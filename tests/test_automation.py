@@ -694,3 +694,23 @@ def test_a_deal_in_the_trash_is_left_alone(sales, pump):
     pump()
     assert not Task.objects.exists()
     assert "in the trash" in RuleRun.objects.get().summary
+
+
+def test_causes_of_pruned_events_are_forgotten(sales, pump):
+    from automation.models import CausedEvent
+    from opportunities.models import OpportunityEvent
+
+    pipeline, stages, rep, boss, deal = sales
+    rule_with(
+        boss,
+        pipeline=pipeline,
+        trigger=Trigger.STAGE_ENTERED,
+        stage=stages[1],
+        actions=[{"kind": ActionKind.MOVE_STAGE, "stage": stages[2]}],
+    )
+    move(deal, stages[1], rep)
+    pump()
+    assert CausedEvent.objects.count() == 1
+    assert engine.prune_caused_events() == 0
+    OpportunityEvent.objects.all().delete()
+    assert engine.prune_caused_events() == 1
