@@ -190,3 +190,19 @@ def test_the_import_service_itself_refuses_users_without_the_permission(stages):
     with pytest.raises(PermissionDenied):
         imports.import_prepare(text="name\nA\n", filename="a.csv", user=rep)
     assert not Opportunity.objects.exists() and not ImportRun.objects.exists()
+
+
+def test_a_row_changed_by_someone_during_the_import_is_planned_again(stages, importer, monkeypatch):
+    opportunity = factories.OpportunityFactory(stage=stages[0], name="Orig", value=10)
+    versions_hold = imports._versions_hold
+
+    def someone_edits_first(plan):
+        # Between the chunk's check and its transaction, a rep changes the value.
+        Opportunity.objects.filter(pk=opportunity.pk).update(value=50, version=2)
+        monkeypatch.setattr(imports, "_versions_hold", versions_hold)
+        return versions_hold(plan)
+
+    monkeypatch.setattr(imports, "_versions_hold", someone_edits_first)
+    import_apply(text=f"id,name\n{opportunity.pk},Imported\n", user=importer)
+    opportunity.refresh_from_db()
+    assert (opportunity.name, opportunity.value, opportunity.version) == ("Imported", 50, 3)

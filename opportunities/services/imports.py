@@ -15,6 +15,7 @@ open pipeline, its first stage, value 0, status Open; a lost reason alone means 
 In updates an empty cell keeps the current value.
 """
 
+import contextlib
 import copy
 import csv
 import dataclasses
@@ -709,11 +710,43 @@ UPDATED_FIELDS = [
 ]
 
 
-def _apply_chunk(rows, *, user, setup: _Setup, skip_lines, matchable_before) -> ImportResult:
-    """Plan `rows` again under lock and write them; the caller holds the transaction."""
-    lookups = _Lookups(rows, user, lock=True, setup=setup, matchable_before=matchable_before)
-    plan = _plan_rows(rows, user, lookups, ImportPlan(), skip_lines)
-    return _write(plan, user)
+def _versions_hold(plan: ImportPlan) -> bool:
+    """Whether the opportunities the plan updates still have the versions it read (locked)."""
+    expected = {
+        row.opportunity.pk: row.opportunity.version
+        for row in plan.rows
+        if not row.is_new and row.changed
+    }
+    current = {}
+    for chunk in _chunks(sorted(expected)):
+        locked = Opportunity.objects.select_for_update().filter(pk__in=chunk)
+        current.update(locked.values_list("pk", "version"))
+    return current == expected
+
+
+def _apply_chunk(
+    rows, *, user, setup: _Setup, skip_lines, matchable_before, inside=None
+) -> ImportResult:
+    """Plan `rows`, then write them in one short transaction; `inside(result)` joins it.
+
+    The rows are checked before the transaction, so others' writes wait only for the
+    bulk statements (SQLite has one writer). Inside, the opportunities to update are
+    locked and their versions compared with the plan's: if anyone changed one meanwhile,
+    the chunk is planned again under lock, so no one's change is overwritten.
+    """
+
+    def planned(lock: bool) -> ImportPlan:
+        lookups = _Lookups(rows, user, lock=lock, setup=setup, matchable_before=matchable_before)
+        return _plan_rows(rows, user, lookups, ImportPlan(), skip_lines)
+
+    plan = planned(lock=False)
+    with transaction.atomic():
+        if not _versions_hold(plan):
+            plan = planned(lock=True)
+        result = _write(plan, user)
+        if inside is not None:
+            inside(result)
+    return result
 
 
 def _pause_for_other_writers() -> None:
@@ -730,13 +763,13 @@ def import_apply(
 
     Invariants: the file is validated again here (nothing from the preview is trusted);
     with `expected` (the preview's fingerprint), nothing is written unless the rows would
-    be imported exactly as previewed; each chunk of `chunk_size` rows is planned again
-    under lock and written in its own transaction (others' writes wait for one chunk, not
-    the whole file); every stage belongs to its opportunity's pipeline; a lost reason iff
-    Lost; closed_at set for closed statuses; only opportunities visible to `user` are
-    updated, each with its version bumped; one history row per tracked field that changed
-    and the events of each created or changed opportunity (changes_record), in the same
-    transaction as the chunk's writes.
+    be imported exactly as previewed; each chunk of `chunk_size` rows is checked again
+    and written in its own short transaction, with a version check of the rows it
+    updates (others' writes wait for one chunk's bulk statements, not the whole file);
+    every stage belongs to its opportunity's pipeline; a lost reason iff Lost; closed_at
+    set for closed statuses; only opportunities visible to `user` are updated, each with
+    its version bumped; one history row per tracked field that changed and the events of
+    each created or changed opportunity (changes_record), in the chunk's transaction.
     """
     ensure_permission(user, "import_opportunities", NOT_ALLOWED)
     rows, ignored = read_rows(text)
@@ -756,14 +789,13 @@ def import_apply(
     for start in range(0, len(rows), chunk_size):
         if start:
             _pause_for_other_writers()
-        with transaction.atomic():
-            result = _apply_chunk(
-                rows[start : start + chunk_size],
-                user=user,
-                setup=setup,
-                skip_lines=skip_lines,
-                matchable_before=started,
-            )
+        result = _apply_chunk(
+            rows[start : start + chunk_size],
+            user=user,
+            setup=setup,
+            skip_lines=skip_lines,
+            matchable_before=started,
+        )
         total = total + result
     return total
 
@@ -825,9 +857,9 @@ def import_continue(
 ) -> ImportRun:
     """Write the next chunks of a confirmed import for about `seconds` (None: to the end).
 
-    Invariant: each chunk is planned again under lock and written in one transaction
-    together with the run's progress, guarded by the progress it started from, so two
-    requests continuing one import never write a chunk twice.
+    Invariant: each chunk is written in one transaction together with the run's progress,
+    guarded by the progress it started from, so two requests continuing one import never
+    write a chunk twice; rows are checked again as in `import_apply`.
     """
     ensure_permission(user, "import_opportunities", NOT_ALLOWED)
     if run.confirmed_at is None or run.user_id != user.pk:
@@ -848,25 +880,25 @@ def import_continue(
         first = False
         start = run.rows_done
         end = min(start + chunk_size, len(rows))
-        try:
-            with transaction.atomic():
-                result = _apply_chunk(
-                    rows[start:end],
-                    user=user,
-                    setup=setup,
-                    skip_lines=skip_lines,
-                    matchable_before=run.confirmed_at,
-                )
-                if not ImportRun.objects.advance(
-                    run.pk,
-                    start=start,
-                    end=end,
-                    counts=dataclasses.asdict(result),
-                    finished=end == len(rows),
-                ):
-                    raise _ChunkTaken
-        except _ChunkTaken:
-            pass
+
+        def advance(result, start=start, end=end):
+            finished = end == len(rows)
+            counts = dataclasses.asdict(result)
+            if not ImportRun.objects.advance(
+                run.pk, start=start, end=end, counts=counts, finished=finished
+            ):
+                raise _ChunkTaken
+
+        # Another request wrote this chunk first: its transaction rolled back, read on.
+        with contextlib.suppress(_ChunkTaken):
+            _apply_chunk(
+                rows[start:end],
+                user=user,
+                setup=setup,
+                skip_lines=skip_lines,
+                matchable_before=run.confirmed_at,
+                inside=advance,
+            )
         run.refresh_from_db()
         if run.finished_at is not None:
             break
