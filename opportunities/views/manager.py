@@ -84,6 +84,8 @@ ADVANCED_PARAMS = (
     "created_before",
     "closed_after",
     "closed_before",
+    "tag",
+    "cf",
 )
 
 
@@ -113,7 +115,9 @@ def opportunity_list(request):
     """The page, or for htmx the results (filter change) or the whole panel (links)."""
     filterset = _filtered(request)
     queryset = filterset.qs
-    page = Paginator(list_rows(queryset), PAGE_SIZE).get_page(request.GET.get("page"))
+    # Tags for the shown page only: one query, whatever the filters.
+    rows = list_rows(queryset).prefetch_related("tags")
+    page = Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
     page.object_list = with_days_open_count(list(page.object_list))
     summary = opportunity_summary(queryset)
     context = {
@@ -133,6 +137,8 @@ def opportunity_list(request):
     target = request.htmx.target if request.htmx else None
     if target == "results":
         return render(request, LIST + "#results", context)
+    if target == "cf-inputs":
+        return render(request, LIST + "#cf_inputs", context)
     context |= {
         "statuses": Status.choices,
         "quick_views": [
