@@ -26,6 +26,7 @@ from opportunities.selectors import (
     stages_of,
     with_card_fields,
 )
+from opportunities.selectors_live import events_cursor, stages_key
 from opportunities.services.moves import opportunity_move, opportunity_set_status
 from opportunities.views.board_cache import cached_board_page, with_cached_permissions
 from opportunities.views.htmx import (
@@ -42,6 +43,8 @@ CHANGE_PERMISSION = "opportunities.change_opportunity"
 
 
 PAGING_KEYS = ("after_rank", "after_id")
+# Also in a poll's query string, beside the filters: the board's stages key.
+NOT_FILTERS = (*PAGING_KEYS, "stages")
 
 
 def opportunity_prefix() -> str:
@@ -57,10 +60,10 @@ def _filter_data(request) -> QueryDict:
     """
     if request.method == "POST":
         return QueryDict(request.POST.get("filters", ""))
-    if not any(key in request.GET for key in PAGING_KEYS):
+    if not any(key in request.GET for key in NOT_FILTERS):
         return request.GET
     data = request.GET.copy()
-    for key in PAGING_KEYS:
+    for key in NOT_FILTERS:
         data.pop(key, None)
     return data
 
@@ -100,6 +103,19 @@ def _summary(columns: list[Column]) -> dict:
     }
 
 
+# For the live poll (views/live.py), which answers with the same fragments.
+def filtered(request, pipeline: Pipeline) -> OpportunityFilter:
+    return _filtered(request, pipeline)
+
+
+def board_context(request, pipeline, filterset, stages) -> dict:
+    return _board_context(request, pipeline, filterset, stages)
+
+
+def summary(columns: list[Column]) -> dict:
+    return _summary(columns)
+
+
 @require_GET
 def board(request, pipeline_id: int):
     if request.htmx and request.htmx.target == "board":
@@ -112,11 +128,25 @@ def board(request, pipeline_id: int):
 
 def _render_board(request, pipeline_id: int, extra: dict, *, fragment: bool = False):
     pipeline = get_object_or_404(Pipeline, pk=pipeline_id)
+    return _board_response(request, pipeline, extra, fragment=fragment)
+
+
+def board_fragment(request, pipeline: Pipeline) -> HttpResponse:
+    """The columns and toolbar totals (#board), with the request's filters."""
+    return _board_response(request, pipeline, {}, fragment=True)
+
+
+def _board_response(request, pipeline: Pipeline, extra: dict, *, fragment: bool):
+    # The live poll's cursor is read before the cards: a change made while they are read
+    # comes again with the next poll (applying it twice changes nothing).
+    cursor = extra["event_cursor"] if "event_cursor" in extra else events_cursor()
     stages = stages_of(pipeline)
     filterset = _filtered(request, pipeline)
     context = _board_context(request, pipeline, filterset, stages)
     context["columns"] = board_columns(filterset.qs, stages)
     context["summary"] = _summary(context["columns"])
+    context["event_cursor"] = cursor
+    context["stages_key"] = stages_key(stages)
     if fragment:
         context["summary_oob"] = True
         return render(request, BOARD + "#board", context)

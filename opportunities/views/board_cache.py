@@ -6,10 +6,12 @@ the page is rendered once per (pipeline state, user, permissions, filters, day) 
 in the cache with two placeholders where the per-request secrets go: the CSRF token and
 the CSP nonce are filled in on every answer, never cached.
 
-The key is read in two small queries: the board's live fingerprint (selectors_live) and
-the pipelines with their stages (names, order, probabilities: what the columns and tabs
-show). What neither covers (a renamed contact or user, a new source in the filter list)
-shows up when the pipeline next changes, or after TTL at the latest.
+The key is read in three small queries: the id of the newest event (every change to a
+deal appends one; the page carries it as the live poll's cursor), the fingerprint of the
+pipeline's recently written cards (writes that append no event) and the pipelines with their
+stages (names, order, probabilities: what the columns and tabs show). What neither covers
+(a renamed contact or user, a new source in the filter list) shows up with the next
+change, or after TTL at the latest.
 """
 
 import functools
@@ -25,7 +27,7 @@ from django.utils import timezone
 from django.utils.cache import patch_cache_control, patch_vary_headers
 from django.utils.http import parse_etags, quote_etag
 
-from opportunities.selectors_live import board_fingerprint
+from opportunities.selectors_live import board_fingerprint, events_cursor
 from pipelines.models import Pipeline
 
 TTL = 300  # seconds; see the module docstring for what only the TTL refreshes
@@ -94,11 +96,12 @@ def _pipelines_signature(pipeline_id: int) -> str:
     return repr([row if row[0] == pipeline_id else row[:4] for row in rows])
 
 
-def board_page_key(request, pipeline_id: int) -> str:
+def board_page_key(request, pipeline_id: int, cursor: int) -> str:
     user = request.user
     parts = [
         str(pipeline_id),
         _pipelines_signature(pipeline_id),
+        str(cursor),
         board_fingerprint(pipeline_id),
         str(user.pk),
         user.get_username(),
@@ -136,12 +139,17 @@ def cached_board_page(request, pipeline_id: int, render_page) -> HttpResponse:
     """The board page from the cache, 304 when the browser has it, else `render_page`.
 
     `render_page(extra_context)` renders the page; the extra context puts placeholders
-    where the CSRF token and the CSP nonce go. A request carrying messages (a toast after
+    where the CSRF token and the CSP nonce go, and the event cursor read for the key
+    (before the cards are). A request carrying messages (a toast after
     a no-JavaScript form) is rendered and answered as usual, never cached.
     """
     if len(get_messages(request)):
         return render_page({})
-    key = board_page_key(request, pipeline_id)
+    user = request.user
+    if user.is_active and not user.is_superuser:
+        user._perm_cache = set(user_permissions(user))  # the page asks for a few
+    cursor = events_cursor()
+    key = board_page_key(request, pipeline_id, cursor)
     etag = _etag(key, request)
     if etag in parse_etags(request.headers.get("If-None-Match", "")):
         get_token(request)  # keep the CSRF cookie as fresh as a full answer would
@@ -153,7 +161,7 @@ def cached_board_page(request, pipeline_id: int, render_page) -> HttpResponse:
         return _revalidate(response, etag)
     html = _cache().get(key)
     if html is None:
-        response = render_page(PLACEHOLDERS)
+        response = render_page({**PLACEHOLDERS, "event_cursor": cursor})
         html = response.content.decode()
         _cache().set(key, html, TTL)
     return _revalidate(HttpResponse(_fill(html, request)), etag)

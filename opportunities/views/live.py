@@ -1,30 +1,90 @@
-"""The board's live-update poll: a conditional GET that says whether the board changed.
+"""The board's live-update poll: the changes since the board's last event, as deltas.
 
-The browser asks every few seconds with `If-None-Match`; nothing changed → 304 with no
-body. It answers from the database alone (no per-process state), so it works the same
-on any number of gunicorn workers. On a 200 the browser refetches the board fragment
-with its filters (board_live.js), when the rep is not in the middle of something.
+The board carries the id of the last event it reflects (`data-event-cursor`) and asks
+every few seconds with `If-None-Match: "e<id>"` and its filters in the query string:
+- nothing happened anywhere since: 304, two queries (user, newest event id);
+- only other pipelines changed: 204 with the new cursor;
+- a few cards of this pipeline changed: 200 with just those cards (each in a <template>
+  saying which card it now follows; an empty one with data-remove for a card that left
+  this rep's board), the column headers and the toolbar totals; board_live.js puts them
+  in place;
+- more than DELTA_LIMIT events, the stages changed, or an unknown cursor: the whole board
+  fragment, marked `X-Board-Full`.
+The answer always carries the new cursor in `X-Event-Cursor` and as the ETag. Everything
+comes from the database, so it works the same on any number of gunicorn workers.
 """
 
+from decimal import Decimal
+
 from django.http import HttpResponse, HttpResponseNotModified
+from django.shortcuts import get_object_or_404
 from django.utils.cache import patch_cache_control
 from django.utils.http import parse_etags, quote_etag
 from django.views.decorators.http import require_GET
 
-from opportunities.selectors_live import board_fingerprint
+from opportunities.selectors import Column, stage_totals, stages_of
+from opportunities.selectors_live import (
+    changed_opportunity_ids,
+    events_cursor,
+    placed_cards,
+    stages_key,
+)
+from opportunities.views import board as board_views
+from opportunities.views.board_cache import with_cached_permissions
+from pipelines.models import Pipeline
 
 
+def _cursor_from(request) -> int | None:
+    for etag in parse_etags(request.headers.get("If-None-Match", "")):
+        value = etag.removeprefix("W/").strip('"')
+        if value.startswith("e") and value[1:].isdigit():
+            return int(value[1:])
+    return None
+
+
+@with_cached_permissions
 @require_GET
 def board_version(request, pipeline_id: int):
-    # No check that the pipeline exists (one more query on every poll): an unknown id
-    # simply has the fingerprint of an empty board, and the board page itself 404s.
-    fingerprint = board_fingerprint(pipeline_id)
-    etag = quote_etag(fingerprint)
-    if etag in parse_etags(request.headers.get("If-None-Match", "")):
+    cursor = _cursor_from(request)
+    newest = events_cursor()
+    if cursor == newest:
         response = HttpResponseNotModified()
+    elif cursor is None:
+        # Where to start from (the board page carries it too).
+        response = HttpResponse(str(newest), content_type="text/plain; charset=utf-8")
     else:
-        response = HttpResponse(fingerprint, content_type="text/plain; charset=utf-8")
-    response["ETag"] = etag
+        response = _changes(request, pipeline_id, cursor, newest)
+    response["ETag"] = quote_etag(f"e{newest}")
+    response["X-Event-Cursor"] = str(newest)
     # Always revalidate; never let a shared cache answer for another user.
     patch_cache_control(response, private=True, no_cache=True)
     return response
+
+
+def _changes(request, pipeline_id: int, cursor: int, newest: int) -> HttpResponse:
+    pipeline = get_object_or_404(Pipeline, pk=pipeline_id)
+    stages = stages_of(pipeline)
+    ids = None if cursor > newest else changed_opportunity_ids(pipeline_id, cursor, newest)
+    if ids is None or request.GET.get("stages") != stages_key(stages):
+        response = board_views.board_fragment(request, pipeline)
+        response["X-Board-Full"] = "1"
+        return response
+    if not ids:
+        return HttpResponse(status=204)
+    filterset = board_views.filtered(request, pipeline)
+    placed = placed_cards(filterset.qs, ids)
+    shown = {item.card.pk for item in placed}
+    totals = stage_totals(filterset.qs, stages)
+    columns = []
+    for stage in stages:
+        count, total = totals.get(stage.pk, (0, Decimal(0)))
+        columns.append(Column(stage=stage, count=count, total=total))
+    context = board_views.board_context(request, pipeline, filterset, stages)
+    context |= {
+        "oob": True,
+        "placed": placed,
+        "removed": [pk for pk in ids if pk not in shown],
+        "columns": columns,
+        "summary": board_views.summary(columns),
+    }
+    return board_views.render(request, board_views.BOARD + "#live_changes", context)

@@ -1,20 +1,18 @@
 // Live updates: other reps' moves, edits and new cards show up within seconds.
-// Every few seconds the board asks the server whether anything in this pipeline
-// changed (a conditional GET; 304 when not, which costs the server one small query).
-// When it did, the board fragment is fetched with the current filters and swapped in,
-// but never under the rep's hands: not while a card is dragged, carried with the
-// keyboard or saving, nor while a menu, form or quick-add on the board is open.
+// The board carries the id of the last event it reflects (data-event-cursor). Every few
+// seconds it asks for what changed after it (a conditional GET; 304 when nothing did,
+// which costs the server two small queries). The answer holds only the changed cards,
+// each saying which card it now follows, plus the column headers; they are put in place
+// here. Too many changes (or new stages) come back as the whole board instead.
+// Nothing is applied under the rep's hands: not while a card is dragged, carried with
+// the keyboard or saving, nor while a menu, form or quick-add on the board is open; the
+// cursor then stays put and the next poll asks again.
 (function () {
   "use strict";
 
   const POLL_MS = 4000;
-  const RETRY_MS = 700;
 
-  let etag = null; // the version of the board on screen
-  let newer = null; // a version the server reported that is not on screen yet
   let polling = false;
-  let refreshing = false;
-  let retry = null;
   let pointerDown = false;
   let stopped = false;
 
@@ -22,7 +20,7 @@
     return document.getElementById("board");
   }
 
-  // True when swapping #board now would destroy something the rep is doing.
+  // True when changing #board now would destroy something the rep is doing.
   function busy() {
     const el = board();
     if (!el || pointerDown) return true;
@@ -35,7 +33,7 @@
     return !!(active && el.contains(active) && active.matches("input, select, textarea, button"));
   }
 
-  // Column scroll positions survive the swap; focus does too (htmx restores it by id).
+  // Column scroll positions survive a whole-board swap; focus does too (htmx, by id).
   function scrollState(el) {
     const state = { left: el.scrollLeft, lists: {} };
     el.querySelectorAll("ol.cards").forEach((list) => (state.lists[list.id] = list.scrollTop));
@@ -52,38 +50,71 @@
     });
   }
 
-  function later() {
-    clearTimeout(retry);
-    retry = setTimeout(refresh, RETRY_MS);
+  function swapBoard(el, html) {
+    const state = scrollState(el);
+    htmx.swap(el, html, { swapStyle: "outerHTML", swapDelay: 0, settleDelay: 20 });
+    restoreScroll(state);
   }
 
-  async function refresh() {
-    if (!newer || refreshing) return;
-    if (busy()) return later();
-    const el = board();
-    const wanted = newer;
-    const query = el.dataset.filterQuery;
-    refreshing = true;
-    try {
-      const response = await fetch(el.dataset.boardUrl + (query ? "?" + query : ""), {
-        headers: { "HX-Request": "true", "HX-Target": "board", "HX-Current-URL": location.href },
-        cache: "no-store",
-        credentials: "same-origin",
-      });
-      if (!response.ok || response.redirected) return;
-      const html = await response.text();
-      // The rep may have started something, or changed the filters, while we waited.
-      if (board() !== el || busy()) return later();
-      const state = scrollState(el);
-      htmx.swap(el, html, { swapStyle: "outerHTML", swapDelay: 0, settleDelay: 20 });
-      restoreScroll(state);
-      etag = wanted;
-      if (newer === wanted) newer = null;
-    } catch (error) {
-      // Offline for a moment: the next poll tries again.
-    } finally {
-      refreshing = false;
+  function cardNode(id) {
+    return document.getElementById("opportunity-" + id);
+  }
+
+  // One changed card: removed, or put right after the card it now follows.
+  function place(item) {
+    const id = item.dataset.card;
+    const old = cardNode(id);
+    if (item.hasAttribute("data-remove")) {
+      if (old) old.remove();
+      return;
     }
+    const fresh = item.content.querySelector(".card");
+    const list = document.getElementById("cards-" + item.dataset.stage);
+    let anchor = null; // the node the card goes before
+    if (!list || !fresh) {
+      if (old) old.remove();
+      return;
+    }
+    if (item.dataset.after) {
+      const above = cardNode(item.dataset.after);
+      // Its place is beyond the loaded part of the column: "Load more" will bring it.
+      if (!above || above.parentElement !== list || (above.nextElementSibling && above.nextElementSibling.matches(".load-more"))) {
+        if (old) old.remove();
+        return;
+      }
+      anchor = above.nextElementSibling;
+    } else {
+      anchor = list.firstElementChild;
+    }
+    // Already shown as the server has it (e.g. this rep's own drag): leave it alone.
+    const inPlace = old && old.parentElement === list && (anchor === old || (old.previousElementSibling && old.previousElementSibling.id === "opportunity-" + item.dataset.after));
+    if (inPlace && old.dataset.version === fresh.dataset.version) return;
+    const focused = old && old === document.activeElement;
+    if (old) {
+      if (anchor === old) anchor = old.nextElementSibling;
+      old.remove();
+    }
+    list.insertBefore(fresh, anchor);
+    if (document.getElementById("board-kbd-help")) fresh.setAttribute("aria-describedby", "board-kbd-help");
+    if (focused) fresh.focus({ preventScroll: true });
+  }
+
+  function applyChanges(html) {
+    const box = document.createElement("template");
+    box.innerHTML = html;
+    box.content.querySelectorAll("template[data-card]").forEach(place);
+    // Column headers and the toolbar totals replace theirs, by id.
+    box.content.querySelectorAll("[hx-swap-oob]").forEach((fresh) => {
+      fresh.removeAttribute("hx-swap-oob");
+      const current = document.getElementById(fresh.id);
+      if (current) current.replaceWith(fresh);
+    });
+  }
+
+  function pollUrl(el) {
+    const query = el.dataset.filterQuery;
+    const stages = "stages=" + encodeURIComponent(el.dataset.stagesKey || "");
+    return el.dataset.versionUrl + "?" + (query ? query + "&" : "") + stages;
   }
 
   async function poll() {
@@ -91,30 +122,34 @@
     if (!el || stopped || polling || document.hidden || !el.dataset.versionUrl) return;
     polling = true;
     try {
-      const headers = {};
-      const known = newer || etag;
-      if (known) headers["If-None-Match"] = known;
+      const cursor = el.dataset.eventCursor;
       // no-store: the browser must not answer from its cache nor add its own validators.
-      const response = await fetch(el.dataset.versionUrl, {
-        headers,
+      const response = await fetch(pollUrl(el), {
+        headers: { "If-None-Match": '"e' + cursor + '"', "HX-Request": "true" },
         cache: "no-store",
         credentials: "same-origin",
       });
       if (response.redirected || response.status === 404 || response.status === 403) {
         stopped = true; // signed out, or the pipeline is gone: the next click will tell
-      } else if (response.ok) {
-        const version = response.headers.get("ETag");
-        // The first answer describes the board the page was rendered with (a change in
-        // the few milliseconds between the two shows up with the next change).
-        if (etag === null) etag = version;
-        else if (version !== etag) newer = version;
+        return;
       }
+      if (response.status === 304 || !response.ok) return;
+      const next = response.headers.get("X-Event-Cursor");
+      const html = response.status === 204 ? "" : await response.text();
+      // The rep is in the middle of something (or changed the filters while we waited):
+      // the cursor stays, so the next poll brings the same changes again.
+      if (board() !== el || el.dataset.eventCursor !== cursor || busy()) return;
+      if (response.headers.get("X-Board-Full")) {
+        swapBoard(el, html); // carries its own cursor
+        return;
+      }
+      if (html) applyChanges(html);
+      if (next) el.dataset.eventCursor = next;
     } catch (error) {
       // Network hiccup: keep the current board and try at the next tick.
     } finally {
       polling = false;
     }
-    if (newer) refresh();
   }
 
   document.addEventListener("pointerdown", () => (pointerDown = true), true);
@@ -126,7 +161,6 @@
   });
   document.addEventListener("DOMContentLoaded", () => {
     if (!board()) return;
-    poll();
     setInterval(poll, POLL_MS);
   });
 })();

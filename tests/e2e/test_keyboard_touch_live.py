@@ -9,6 +9,7 @@ from playwright.sync_api import expect
 
 from opportunities.models import Opportunity
 from opportunities.services.moves import opportunity_move
+from opportunities.services.opportunities import opportunity_create
 from tests import factories
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -218,7 +219,10 @@ def test_a_new_opportunity_appears_without_a_reload(page, live_server, board):
     open_board(page, live_server, pipeline, manager)
     page.evaluate("window.notReloaded = true")
 
-    factories.OpportunityFactory(stage=stages[3], name="Golf", assigned_to=manager)
+    # Through the write path, like every door (it appends the event the poll reads).
+    opportunity_create(
+        user=manager, name="Golf", pipeline=pipeline, stage=stages[3], assigned_to=manager
+    )
 
     expect(page.locator(f"#cards-{stages[3].pk} .card", has_text="Golf")).to_be_visible(
         timeout=LIVE_WAIT_MS
