@@ -23,13 +23,11 @@ harmless: a rule never runs twice for one event.
 
 import logging
 from collections.abc import Iterable
-from datetime import timedelta
 from decimal import Decimal
 
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Exists, OuterRef, Prefetch, Q
-from django.utils import timezone
 
 from automation.actions import RUNNERS
 from automation.models import (
@@ -51,8 +49,8 @@ from opportunities.models import (
     CustomFieldValue,
     Opportunity,
     OpportunityEvent,
-    Status,
 )
+from opportunities.selectors import rotting_condition
 
 logger = logging.getLogger(__name__)
 
@@ -393,15 +391,10 @@ def consume(events: Iterable) -> int:
     return len(created)
 
 
-def stale_opportunities(*, days: int, now=None):
-    """Open deals in their current stage for more than `days` days.
-
-    TODO: use the one "rotting" definition from opportunities.selectors once it lands.
-    """
-    now = now or timezone.now()
-    return Opportunity.objects.filter(
-        LIVE, status=Status.OPEN, stage_entered_at__lt=now - timedelta(days=days)
-    )
+def stale_opportunities(*, days: int | None, now=None):
+    """Live deals that rot: the one definition, `opportunities.selectors.rotting_condition`
+    (open, no stage change for `days`, or for its stage's rotting days when None)."""
+    return Opportunity.objects.filter(LIVE).filter(rotting_condition(now=now, days=days))
 
 
 def stale_candidates(rule: Rule, *, now=None):

@@ -24,7 +24,7 @@ class Trigger(models.TextChoices):
     STATUS_BECAME = "status_became", "Status becomes"
     VALUE_CHANGED = "value_changed", "Value changed"
     OWNER_CHANGED = "owner_changed", "Owner changed"
-    STALE = "stale", "Stale (days without a stage change)"
+    STALE = "stale", "Stale (rotting: days without a stage change)"
 
 
 # Which event type each trigger listens to (HighLevel's webhook names).
@@ -69,7 +69,10 @@ class Rule(models.Model):
         null=True,
         blank=True,
         validators=[MinValueValidator(1)],
-        help_text="For “stale”: days in the current stage without a stage change.",
+        help_text=(
+            "For “stale”: days in the current stage without a stage change; empty: the "
+            "stage's own rotting days."
+        ),
     )
     acting_user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -97,8 +100,6 @@ class Rule(models.Model):
                 errors["stage"] = "That stage belongs to another pipeline."
         if self.trigger == Trigger.STATUS_BECAME and not self.status:
             errors["status"] = "Choose the status this rule watches."
-        if self.trigger == Trigger.STALE and not self.stale_days:
-            errors["stale_days"] = "Give the number of days (1 or more)."
         if self.acting_user_id is not None and not self.acting_user.is_active:
             errors["acting_user"] = "That user is deactivated; choose an active user."
         if errors:

@@ -714,3 +714,21 @@ def test_causes_of_pruned_events_are_forgotten(sales, pump):
     assert engine.prune_caused_events() == 0
     OpportunityEvent.objects.all().delete()
     assert engine.prune_caused_events() == 1
+
+
+def test_a_stale_rule_without_days_uses_the_stages_rotting_days(sales, pump):
+    pipeline, stages, rep, boss, deal = sales
+    stages[0].rotting_days = 10
+    stages[0].save()
+    other = factories.OpportunityFactory(stage=stages[1], assigned_to=rep)  # no rotting days
+    rule_with(
+        boss,
+        pipeline=pipeline,
+        trigger=Trigger.STALE,
+        actions=[{"kind": ActionKind.NOTIFY, "title": "{deal} is rotting"}],
+    )
+    Opportunity.objects.filter(pk__in=[deal.pk, other.pk]).update(
+        stage_entered_at=timezone.now() - timedelta(days=11)
+    )
+    assert engine.stale_check() == 1
+    assert Notification.objects.get().opportunity == deal
