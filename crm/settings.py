@@ -259,6 +259,7 @@ PERIODIC_JOBS = [
     ("integrations.jobs.prune_events", 24 * 3600),
     ("integrations.webhooks.sweep", 60),
     ("automation.engine.stale_check", 15 * 60),
+    ("opportunities.jobs.purge_trash", 3600),
     ("automation.engine.prune_caused_events", 24 * 3600),
 ]
 # REST API (/api/v1/): requests per token per window, as HighLevel (100 per 10 s).

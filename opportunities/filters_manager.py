@@ -11,7 +11,6 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from opportunities.filters import ALL_STATUSES, STATUS_FILTER_CHOICES, OpportunityFilter
-from opportunities.filters_fields import CustomFieldTagFilters
 from opportunities.models import LostReason, Status
 from opportunities.reports import with_days_open
 from opportunities.selectors import rotting_condition
@@ -74,7 +73,7 @@ def quick_view_conditions() -> dict[str, Q]:
     }
 
 
-class ManagerOpportunityFilter(CustomFieldTagFilters, OpportunityFilter):
+class ManagerOpportunityFilter(OpportunityFilter):
     status = django_filters.MultipleChoiceFilter(
         choices=STATUS_FILTER_CHOICES,
         method="filter_statuses",
@@ -88,6 +87,9 @@ class ManagerOpportunityFilter(CustomFieldTagFilters, OpportunityFilter):
     value = django_filters.RangeFilter(field_name="value", label="Value")
     created = django_filters.DateFromToRangeFilter(field_name="created_at", label="Created")
     closed = django_filters.DateFromToRangeFilter(field_name="closed_at", label="Closed")
+    expected_close = django_filters.DateFromToRangeFilter(
+        field_name="expected_close_date", label="Expected close"
+    )
     lost_reason = django_filters.ModelChoiceFilter(
         queryset=LostReason.objects.all(), empty_label="Any lost reason"
     )
@@ -104,6 +106,7 @@ class ManagerOpportunityFilter(CustomFieldTagFilters, OpportunityFilter):
             "value",
             "created",
             "closed",
+            "expected_close",
             "lost_reason",
             "view",
             "sort",

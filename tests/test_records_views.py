@@ -96,7 +96,9 @@ def test_record_page_reads_in_a_bounded_number_of_queries(
         factories.NoteFactory(opportunity=mine, author=owner)
         factories.TaskFactory(opportunity=mine, due_on=timezone.localdate() + timedelta(index))
         factories.CommunicationFactory(opportunity=mine)
-    with django_assert_max_num_queries(16):
+    # 16 for the record and its activity; the deal fields add custom fields (2), their
+    # values, tags, followers, the people who may follow and the other pipelines' stages.
+    with django_assert_max_num_queries(23):
         assert client.get(_url("detail", mine.pk)).status_code == 200
 
 

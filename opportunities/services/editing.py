@@ -121,6 +121,8 @@ def opportunity_create_with_contact(
     lost_reason: LostReason | None = None,
     contact: Contact | None = None,
     contact_details: dict | None = None,
+    expected_close_date=None,
+    probability=None,
 ) -> Opportunity:
     """The full "new opportunity" form and the board's quick-add.
 
@@ -140,4 +142,6 @@ def opportunity_create_with_contact(
         assigned_to=assigned_to,
         status=status,
         lost_reason=lost_reason,
+        expected_close_date=expected_close_date,
+        probability=probability,
     )

@@ -2,6 +2,7 @@
 
 from django.contrib.auth.decorators import permission_required
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
 from django.db.models import QuerySet
 from django.http import Http404, QueryDict
 from django.shortcuts import get_object_or_404, render
@@ -11,6 +12,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from opportunities.filters import OpportunityFilter
 from opportunities.forms import first_error
+from opportunities.forms_fields import NewDealExtrasForm
 from opportunities.forms_records import (
     SOURCE_LIST_ID,
     ContactForm,
@@ -28,6 +30,7 @@ from opportunities.selectors import (
     with_card_fields,
 )
 from opportunities.services import editing
+from opportunities.services.related import opportunity_set_custom_values
 from opportunities.views.board import _board_context  # the card partial needs its context
 from opportunities.views.contacts import CONTACT_NOT_VISIBLE
 from opportunities.views.htmx import answer, safe_next
@@ -59,30 +62,24 @@ def create(request):
         contact_form = ContactForm(
             initial={"name": request.GET.get("contact_name", "")}, user=request.user
         )
-        return _create_page(request, form, contact_form)
+        return _create_page(request, form, contact_form, NewDealExtrasForm())
 
     form = OpportunityCreateForm(request.POST)
     contact_form = ContactForm(request.POST, user=request.user)
+    extras = NewDealExtrasForm(request.POST)
     error = None
-    forms_ok = form.is_valid() & contact_form.is_valid()
+    forms_ok = form.is_valid() & contact_form.is_valid() & extras.is_valid()
+    custom_values = extras.values_for(form.cleaned_data["pipeline"]) if forms_ok else {}
+    forms_ok = forms_ok and extras.is_valid()
     if contact_form.picks_an_unknown_contact:
         raise Http404(CONTACT_NOT_VISIBLE)
     if forms_ok:
         data = form.cleaned_data
         try:
-            opportunity = editing.opportunity_create_with_contact(
-                user=request.user,
-                pipeline=data["pipeline"],
-                stage=data["stage"],
-                name=data["name"],
-                value=data["value"],
-                source=data["source"],
-                assigned_to=data["assigned_to"],
-                status=data["status"],
-                lost_reason=data["lost_reason"],
-                contact=contact_form.picked,
-                contact_details=contact_form.details,
-            )
+            with transaction.atomic():
+                opportunity = _create_with_fields(
+                    request, data, contact_form, extras, custom_values
+                )
         except PermissionDenied as exc:
             return refused(request, str(exc) or "You are not allowed to do that.", status=403)
         except ValidationError as exc:
@@ -94,7 +91,30 @@ def create(request):
                 target = reverse("opportunities:board", args=[opportunity.pipeline_id])
             message = f"Created “{opportunity.name}”."
             return answer(request, message=message, redirect_to=target, htmx_redirect=True)
-    return _create_page(request, form, contact_form, status=400, form_error=error)
+    return _create_page(request, form, contact_form, extras, status=400, form_error=error)
+
+
+def _create_with_fields(request, data, contact_form, extras, custom_values):
+    """The deal with its contact and close date, then its custom fields (one transaction)."""
+    opportunity = editing.opportunity_create_with_contact(
+        user=request.user,
+        pipeline=data["pipeline"],
+        stage=data["stage"],
+        name=data["name"],
+        value=data["value"],
+        source=data["source"],
+        assigned_to=data["assigned_to"],
+        status=data["status"],
+        lost_reason=data["lost_reason"],
+        contact=contact_form.picked,
+        contact_details=contact_form.details,
+        expected_close_date=extras.cleaned_data["expected_close_date"],
+    )
+    if custom_values:
+        opportunity = opportunity_set_custom_values(
+            opportunity=opportunity, user=request.user, values=custom_values
+        )
+    return opportunity
 
 
 def _id_or_none(value) -> int | None:
@@ -105,10 +125,11 @@ def _id_or_none(value) -> int | None:
     return None
 
 
-def _create_page(request, form, contact_form, *, status=200, **extra):
+def _create_page(request, form, contact_form, extras=None, *, status=200, **extra):
     context = {
         "form": form,
         "contact_form": contact_form,
+        "extras": extras,
         "sources": source_choices(request.user),
         "source_list_id": SOURCE_LIST_ID,
         **extra,

@@ -33,6 +33,7 @@ from opportunities.selectors_records import (
     time_in_stages,
     timeline,
 )
+from opportunities.views.deal_context import deal_fields_context
 from opportunities.views.htmx import NOT_VISIBLE, answer, safe_next
 
 DETAIL = "opportunities/detail.html"
@@ -112,6 +113,7 @@ def record_context(request, opportunity: Opportunity, **overrides) -> dict:
         "can_change_task": can(request, "change_task"),
         "can_log": can(request, "add_communication"),
         "editing_note_id": None,
+        **deal_fields_context(request, opportunity),
     }
     context.update(overrides)
     return context
