@@ -11,6 +11,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from opportunities.filters import ALL_STATUSES, STATUS_FILTER_CHOICES, OpportunityFilter
+from opportunities.filters_fields import CustomFieldTagFilters
 from opportunities.models import LostReason, Status
 from opportunities.reports import with_days_open
 from opportunities.selectors import rotting_condition
@@ -73,7 +74,7 @@ def quick_view_conditions() -> dict[str, Q]:
     }
 
 
-class ManagerOpportunityFilter(OpportunityFilter):
+class ManagerOpportunityFilter(CustomFieldTagFilters, OpportunityFilter):
     status = django_filters.MultipleChoiceFilter(
         choices=STATUS_FILTER_CHOICES,
         method="filter_statuses",
