@@ -6,11 +6,14 @@ queries, however many opportunities there are.
 """
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from decimal import Decimal
 
+from django.conf import settings
+from django.db import connection
 from django.db.models import (
     Avg,
+    CharField,
     Count,
     DateTimeField,
     DurationField,
@@ -23,7 +26,7 @@ from django.db.models import (
     Sum,
     Value,
 )
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Cast, Coalesce, Substr, TruncMonth
 from django.utils import timezone
 
 from opportunities.filters import active_users
@@ -103,9 +106,6 @@ def opportunity_summary(queryset: QuerySet[Opportunity]) -> Summary:
     has a close date, measured from its creation.
     """
     base = queryset.order_by()
-    time_to_close = ExpressionWrapper(
-        F("closed_at") - F("created_at"), output_field=DurationField()
-    )
     figures = base.aggregate(
         count=Count("id"),
         total_value=Coalesce(Sum("value"), ZERO),
@@ -114,11 +114,14 @@ def opportunity_summary(queryset: QuerySet[Opportunity]) -> Summary:
         lost_count=Count("id", filter=Q(status=Status.LOST)),
         lost_value=Coalesce(Sum("value", filter=Q(status=Status.LOST)), ZERO),
         closed_count=Count("id", filter=Q(status__in=CLOSED_STATUSES, closed_at__isnull=False)),
+        # The whole days written when each deal closed: a plain number to average (a date
+        # difference per row was a Python call per row on SQLite, 40% of the list).
         average_close=Avg(
-            time_to_close, filter=Q(status__in=CLOSED_STATUSES, closed_at__isnull=False)
+            "days_to_close",
+            filter=Q(status__in=CLOSED_STATUSES, closed_at__isnull=False),
         ),
     )
-    average: timedelta | None = figures.pop("average_close")
+    average = figures.pop("average_close")
     reasons = (
         base.filter(status=Status.LOST, lost_reason__isnull=False)
         .values("lost_reason__name")
@@ -128,7 +131,7 @@ def opportunity_summary(queryset: QuerySet[Opportunity]) -> Summary:
     lost_total = figures["lost_count"] or 1
     return Summary(
         **figures,
-        average_days_to_close=_days(average),
+        average_days_to_close=_average_days(average),
         lost_reasons=[
             LostReasonCount(
                 name=row["lost_reason__name"],
@@ -141,10 +144,10 @@ def opportunity_summary(queryset: QuerySet[Opportunity]) -> Summary:
     )
 
 
-def _days(duration: timedelta | None) -> Decimal | None:
-    if duration is None:
+def _average_days(average) -> Decimal | None:
+    if average is None:
         return None
-    return (Decimal(duration.total_seconds()) / 86400).quantize(Decimal("0.1"))
+    return Decimal(str(average)).quantize(Decimal("0.1"))
 
 
 @dataclass(frozen=True)
@@ -239,27 +242,76 @@ def won_lost_by_month(queryset: QuerySet[Opportunity], *, at_least: int = 1) -> 
     months = [first]
     while months[-1] < last:
         months.append(_add_months(months[-1], 1))
-    # One conditional sum per month and status over plain date ranges: no per-row date
-    # function (SQLite would call back into Python for each row).
-    starts = [_month_start(month) for month in [*months, _add_months(last, 1)]]
+    decided = decided.filter(
+        closed_at__gte=_month_start(first), closed_at__lt=_month_start(_add_months(last, 1))
+    )
+    month_key = _month_key()
+    if month_key is not None:
+        sums = _sums_grouped(decided, month_key)
+    else:
+        sums = _sums_per_month(decided, months)
+    zero = (ZERO, 0)
+    return [
+        MonthTotals(
+            month=month,
+            won_value=sums.get((month, Status.WON), zero)[0],
+            won_count=sums.get((month, Status.WON), zero)[1],
+            lost_value=sums.get((month, Status.LOST), zero)[0],
+            lost_count=sums.get((month, Status.LOST), zero)[1],
+        )
+        for month in months
+    ]
+
+
+def _month_key():
+    """An expression for the month of `closed_at` the database computes natively, or None.
+
+    PostgreSQL truncates in the site's time zone itself. SQLite stores UTC text, so its
+    first seven characters are the month when the site's time zone is UTC (Django's
+    TruncMonth there is a Python call per row).
+    """
+    if connection.vendor == "postgresql":
+        return TruncMonth("closed_at")
+    if settings.TIME_ZONE == "UTC":
+        return Substr(Cast("closed_at", CharField()), 1, 7)
+    return None
+
+
+def _sums_grouped(decided, month_key) -> dict[tuple[date, str], tuple[Decimal, int]]:
+    """Value and count per (month, status) in one GROUP BY."""
+    rows = (
+        decided.annotate(month=month_key)
+        .values("month", "status")
+        .annotate(value=Coalesce(Sum("value"), ZERO), count=Count("id"))
+        .order_by()
+    )
     sums = {}
+    for row in rows:
+        month = row["month"]
+        if isinstance(month, str):
+            month = date(int(month[:4]), int(month[5:7]), 1)
+        else:
+            month = _as_date(month)
+        sums[(month, row["status"])] = (row["value"], row["count"])
+    return sums
+
+
+def _sums_per_month(decided, months) -> dict[tuple[date, str], tuple[Decimal, int]]:
+    """One conditional sum per month and status over plain date ranges (any time zone)."""
+    starts = [_month_start(month) for month in [*months, _add_months(months[-1], 1)]]
+    aggregates = {}
     for index in range(len(months)):
         window = Q(closed_at__gte=starts[index], closed_at__lt=starts[index + 1])
         for status in (Status.WON, Status.LOST):
             condition = window & Q(status=status)
-            sums[f"value_{index}_{status}"] = Coalesce(Sum("value", filter=condition), ZERO)
-            sums[f"count_{index}_{status}"] = Count("id", filter=condition)
-    totals = decided.filter(closed_at__gte=starts[0], closed_at__lt=starts[-1]).aggregate(**sums)
-    return [
-        MonthTotals(
-            month=month,
-            won_value=totals[f"value_{index}_{Status.WON}"],
-            won_count=totals[f"count_{index}_{Status.WON}"],
-            lost_value=totals[f"value_{index}_{Status.LOST}"],
-            lost_count=totals[f"count_{index}_{Status.LOST}"],
-        )
+            aggregates[f"value_{index}_{status}"] = Coalesce(Sum("value", filter=condition), ZERO)
+            aggregates[f"count_{index}_{status}"] = Count("id", filter=condition)
+    totals = decided.aggregate(**aggregates)
+    return {
+        (month, status): (totals[f"value_{index}_{status}"], totals[f"count_{index}_{status}"])
         for index, month in enumerate(months)
-    ]
+        for status in (Status.WON, Status.LOST)
+    }
 
 
 def _month_start(month: date) -> datetime:
