@@ -164,10 +164,14 @@ def export_csv(request):
     Without the export permission (sales reps) only one's own opportunities are exported,
     whatever else one may see.
     """
-    queryset = _filtered(request).qs
+    filterset = _filtered(request)
+    queryset = filterset.qs
     if not request.user.has_perm(EXPORT_PERMISSION):
         queryset = queryset.filter(assigned_to=request.user)
-    return export_response(queryset, filename=export_filename())
+    # The filterset read the active custom fields already: one column each.
+    return export_response(
+        queryset, filename=export_filename(), custom_fields=filterset.custom_fields
+    )
 
 
 class ImportUploadForm(forms.Form):
