@@ -1,8 +1,8 @@
 """Reads of the automation app."""
 
-from django.db.models import QuerySet
+from django.db.models import Prefetch, QuerySet
 
-from automation.models import Rule, RuleRun
+from automation.models import Condition, Rule, RuleRun
 
 
 def runs_for_opportunity(opportunity, limit: int = 20) -> list[RuleRun]:
@@ -17,7 +17,11 @@ def runs_for_opportunity(opportunity, limit: int = 20) -> list[RuleRun]:
 
 def rules_for_settings() -> QuerySet[Rule]:
     return Rule.objects.select_related("pipeline", "stage", "acting_user").prefetch_related(
-        "actions", "conditions"
+        "actions",
+        Prefetch(
+            "conditions",
+            queryset=Condition.objects.select_related("user", "group", "custom_field"),
+        ),
     )
 
 

@@ -283,3 +283,21 @@ def test_admin_refuses_a_task_due_in_the_past_with_a_message(client):
     answer = client.post(reverse("admin:automation_rule_add"), data)
     assert answer.status_code == 302
     assert Rule.objects.get().actions.get().due_in_days == 2
+
+
+def test_the_settings_page_reads_a_fixed_number_of_queries(
+    manager_client, django_assert_max_num_queries
+):
+    from django.contrib.auth.models import Group
+
+    client, manager, _, stages = manager_client
+    group = Group.objects.create(name="Closers")
+    for n in range(8):
+        rule = Rule.objects.create(
+            name=f"R{n}", trigger=Trigger.STAGE_ENTERED, stage=stages[n % 4], acting_user=manager
+        )
+        rule.conditions.create(kind="owner_is", user=manager)
+        rule.conditions.create(kind="owner_in_group", group=group)
+        rule.actions.create(kind="notify", title="hi")
+    with django_assert_max_num_queries(12):
+        assert client.get(reverse("automation:rules")).status_code == 200
