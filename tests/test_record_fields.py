@@ -25,7 +25,7 @@ HX = {"HTTP_HX_REQUEST": "true"}
 
 @pytest.fixture
 def stages():
-    pipeline, stages = factories.pipeline_with_stages()
+    _pipeline, stages = factories.pipeline_with_stages()
     stages[0].probability = 20
     stages[0].save()
     return stages
