@@ -19,6 +19,7 @@ from tests import robustness_helpers as rh
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("concurrency")]
 
 ROWS = 45_000
+BASELINE_SECONDS = 10
 NOTE_POSTERS = ("mover3", "mover5", "mover7")
 
 
@@ -64,11 +65,13 @@ def _session(base: str, session_key: str) -> rh.HttpSession:
     return session
 
 
-def _post_notes(base, session_key, pks, stop: threading.Event, log: list) -> None:
+def _post_notes(base, session_key, pks, stop: threading.Event, logs: dict) -> None:
+    """Post notes until stopped, into logs["current"] (the baseline, then the import's)."""
     session = _session(base, session_key)
     index = 0
     while not stop.is_set():
         pk = pks[index % len(pks)]
+        log = logs["current"]
         started = time.monotonic()
         response = session.post(f"/opportunities/{pk}/notes/", {"body": f"Note {index}"})
         log.append((response.status, time.monotonic() - started))
@@ -86,16 +89,20 @@ def run():
         pks = [int(pk) for pk in seed["opportunities"]][:10]
         with rh.gunicorn(env, workers=2, threads=4) as server:
             importer = _session(server.base, seed["sessions"]["mover1"])
-            stop, notes = threading.Event(), []
+            stop, baseline, notes = threading.Event(), [], []
+            logs = {"current": baseline}
             posters = [
                 threading.Thread(
                     target=_post_notes,
-                    args=(server.base, seed["sessions"][name], pks, stop, notes),
+                    args=(server.base, seed["sessions"][name], pks, stop, logs),
                 )
                 for name in NOTE_POSTERS
             ]
             for poster in posters:
                 poster.start()
+            # The same posts without an import first: the machine's own pace (shared cores).
+            stop.wait(BASELINE_SECONDS)
+            logs["current"] = notes
             steps, started = [], time.monotonic()
             try:
                 preview = _upload(importer, "/opportunities/import/", content)
@@ -128,6 +135,7 @@ def run():
             "from opportunities.models import Opportunity as O; print(O.objects.count())",
         )
     return {
+        "baseline": baseline,
         "notes": notes,
         "steps": steps,
         "elapsed": elapsed,
@@ -144,15 +152,20 @@ def test_no_note_post_got_a_server_error_during_the_import(run):
 
 
 def test_note_posts_waited_seconds_at_most(run):
-    waits = sorted(seconds for _, seconds in run["notes"])
-    slowest, p99 = waits[-1], waits[len(waits) * 99 // 100]
-    print(
-        f"{len(waits)} notes, median {waits[len(waits) // 2]:.2f} s, p99 {p99:.2f} s, "
-        f"slowest {slowest:.2f} s, over 2 s: {sum(w > 2 for w in waits)}; "
-        f"import {run['elapsed']:.0f} s in {len(run['steps'])} requests"
-    )
-    # Generous: two cores are shared by gunicorn, the import, the posters and the tests.
-    assert p99 < 3 and slowest < 8, (p99, slowest)
+    def summary(log):
+        waits = sorted(seconds for _, seconds in log)
+        return len(waits), waits[len(waits) // 2], waits[len(waits) * 99 // 100], waits[-1]
+
+    base, during = summary(run["baseline"]), summary(run["notes"])
+    for label, (count, median, p99, slowest) in (("alone", base), ("during import", during)):
+        print(
+            f"notes {label}: {count}, median {median:.2f} s, p99 {p99:.2f} s, "
+            f"slowest {slowest:.2f} s"
+        )
+    print(f"import {run['elapsed']:.0f} s in {len(run['steps'])} requests")
+    # A chunk holds SQLite's lock for a moment: notes wait a second or two more than
+    # they do anyway on this machine (two cores shared with the import and the posters).
+    assert during[2] < base[2] + 2.5 and during[3] < base[3] + 5, (base, during)
 
 
 def test_the_import_went_to_its_end_in_steps(run):
