@@ -86,6 +86,8 @@ ADVANCED_PARAMS = (
     "created_before",
     "closed_after",
     "closed_before",
+    "tag",
+    "cf",
 )
 
 
@@ -115,7 +117,9 @@ def opportunity_list(request):
     """The page, or for htmx the results (filter change) or the whole panel (links)."""
     filterset = _filtered(request)
     queryset = filterset.qs
-    page = Paginator(list_rows(queryset), PAGE_SIZE).get_page(request.GET.get("page"))
+    # Tags for the shown page only: one query, whatever the filters.
+    rows = list_rows(queryset).prefetch_related("tags")
+    page = Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
     page.object_list = with_days_open_count(list(page.object_list))
     summary = opportunity_summary(queryset)
     context = {
@@ -135,6 +139,8 @@ def opportunity_list(request):
     target = request.htmx.target if request.htmx else None
     if target == "results":
         return render(request, LIST + "#results", context)
+    if target == "cf-inputs":
+        return render(request, LIST + "#cf_inputs", context)
     context |= {
         "statuses": Status.choices,
         "quick_views": [
@@ -160,10 +166,14 @@ def export_csv(request):
     Without the export permission (sales reps) only one's own opportunities are exported,
     whatever else one may see.
     """
-    queryset = _filtered(request).qs
+    filterset = _filtered(request)
+    queryset = filterset.qs
     if not request.user.has_perm(EXPORT_PERMISSION):
         queryset = queryset.filter(assigned_to=request.user)
-    return export_response(queryset, filename=export_filename())
+    # The filterset read the active custom fields already: one column each.
+    return export_response(
+        queryset, filename=export_filename(), custom_fields=filterset.custom_fields
+    )
 
 
 class ImportUploadForm(forms.Form):
