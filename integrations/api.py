@@ -7,7 +7,7 @@ from pydantic import ConfigDict, Field
 from integrations import webhooks
 from integrations.models import WebhookSubscription
 from opportunities.api import parsing
-from opportunities.api.schemas import ERRORS, ID_PATTERN
+from opportunities.api.schemas import ERRORS, ID_PATTERN, Out
 
 router = Router(tags=["Webhooks"])
 
@@ -19,7 +19,7 @@ class WebhookIn(Schema):
     description: str = Field("", max_length=200)
 
 
-class WebhookOut(Schema):
+class WebhookOut(Out):
     id: str
     url: str
     eventTypes: list[str]
@@ -34,19 +34,19 @@ class WebhookCreatedOut(WebhookOut):
     secret: str = Field(description="whsec_…: shown once, verify signatures with it")
 
 
-class WebhookEnvelope(Schema):
+class WebhookEnvelope(Out):
     webhook: WebhookOut
 
 
-class WebhookCreatedEnvelope(Schema):
+class WebhookCreatedEnvelope(Out):
     webhook: WebhookCreatedOut
 
 
-class WebhooksOut(Schema):
+class WebhooksOut(Out):
     webhooks: list[WebhookOut]
 
 
-class DeletedOut(Schema):
+class DeletedOut(Out):
     succeded: bool
 
 

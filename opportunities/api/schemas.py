@@ -3,7 +3,7 @@
 from typing import Annotated, Literal
 
 from ninja import Schema
-from pydantic import ConfigDict, Field, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 Status = Literal["open", "won", "lost", "abandoned"]
 # Ids travel as strings (HighLevel's are strings); ours are positive integers inside.
@@ -14,12 +14,17 @@ IdIn = Annotated[str, Field(pattern=ID_PATTERN)] | StrictInt
 Money = float
 
 
-class ErrorOut(Schema):
+class Out(BaseModel):
+    """Answers are built as dicts: plain pydantic validates them several times faster than
+    ninja's Schema, whose validator is made for reading ORM objects."""
+
+
+class ErrorOut(Out):
     statusCode: int
     message: str
 
 
-class ContactOut(Schema):
+class ContactOut(Out):
     id: Id
     name: str
     companyName: str
@@ -27,7 +32,7 @@ class ContactOut(Schema):
     phone: str
 
 
-class OpportunityOut(Schema):
+class OpportunityOut(Out):
     id: Id
     name: str
     monetaryValue: Money
@@ -46,18 +51,18 @@ class OpportunityOut(Schema):
     version: int = Field(description="Ours: send it back with PUT to refuse stale writes (409).")
 
 
-class OpportunityEnvelope(Schema):
+class OpportunityEnvelope(Out):
     opportunity: OpportunityOut
 
 
-class NoteOut(Schema):
+class NoteOut(Out):
     id: Id
     body: str
     authorId: Id | None
     createdAt: str
 
 
-class TaskOut(Schema):
+class TaskOut(Out):
     id: Id
     title: str
     dueOn: str | None
@@ -65,7 +70,7 @@ class TaskOut(Schema):
     doneAt: str | None
 
 
-class HistoryOut(Schema):
+class HistoryOut(Out):
     field: str
     fromStageId: Id | None
     toStageId: Id | None
@@ -77,7 +82,7 @@ class HistoryOut(Schema):
     at: str
 
 
-class OpportunityDetailOut(Schema):
+class OpportunityDetailOut(Out):
     opportunity: OpportunityOut
     # Ours, beside HighLevel's envelope: the record's notes, tasks and history (latest 100).
     notes: list[NoteOut]
@@ -85,12 +90,12 @@ class OpportunityDetailOut(Schema):
     history: list[HistoryOut]
 
 
-class UpsertOut(Schema):
+class UpsertOut(Out):
     opportunity: OpportunityOut
     new: bool
 
 
-class SearchMeta(Schema):
+class SearchMeta(Out):
     total: int
     startAfterId: Id | None
     startAfter: int | None = Field(description="createdAt of the last item, in ms since epoch")
@@ -100,7 +105,7 @@ class SearchMeta(Schema):
     prevPage: int | None = None
 
 
-class SearchOut(Schema):
+class SearchOut(Out):
     opportunities: list[OpportunityOut]
     meta: SearchMeta
 
@@ -150,37 +155,37 @@ class StatusIn(Schema):
     version: int | None = Field(None, ge=1, le=2**31 - 1)
 
 
-class DeletedOut(Schema):
+class DeletedOut(Out):
     # HighLevel's spelling.
     succeded: bool
 
 
-class StageOut(Schema):
+class StageOut(Out):
     id: Id
     name: str
     position: int
 
 
-class PipelineOut(Schema):
+class PipelineOut(Out):
     id: Id
     name: str
     stages: list[StageOut]
 
 
-class PipelinesOut(Schema):
+class PipelinesOut(Out):
     pipelines: list[PipelineOut]
 
 
-class LostReasonOut(Schema):
+class LostReasonOut(Out):
     id: Id
     name: str
 
 
-class LostReasonsOut(Schema):
+class LostReasonsOut(Out):
     lostReasons: list[LostReasonOut]
 
 
-class EventOut(Schema):
+class EventOut(Out):
     id: Id
     type: str
     opportunityId: Id
@@ -191,7 +196,7 @@ class EventOut(Schema):
     changes: dict
 
 
-class EventsOut(Schema):
+class EventsOut(Out):
     events: list[EventOut]
     meta: dict
 
