@@ -334,15 +334,24 @@ def run_pending(limit: int = 200) -> int:
             fields["opportunity"] = None
         RuleRun.objects.filter(pk__in=ids, outcome=Outcome.PENDING).update(**fields)
     for run in to_run:
-        with transaction.atomic():
-            # Several workers on PostgreSQL: each run is taken by one of them.
-            claimed = (
-                RuleRun.objects.select_for_update(skip_locked=True)
-                .filter(pk=run.pk, outcome=Outcome.PENDING)
-                .first()
+        try:
+            with transaction.atomic():
+                # Several workers on PostgreSQL: each run is taken by one of them.
+                claimed = (
+                    RuleRun.objects.select_for_update(skip_locked=True)
+                    .filter(pk=run.pk, outcome=Outcome.PENDING)
+                    .first()
+                )
+                if claimed is not None:
+                    execute(claimed, rules[run.rule_id])
+        except Exception as exc:
+            # Rolled back; logged as failed so one broken run never blocks the queue.
+            logger.exception("Automation run %s failed", run.pk)
+            detail = f"failed: {type(exc).__name__}: {exc}"[:500]
+            RuleRun.objects.filter(pk=run.pk, outcome=Outcome.PENDING).update(
+                outcome=Outcome.FAILED,
+                results=[{"outcome": Outcome.FAILED, "detail": detail}],
             )
-            if claimed is not None:
-                execute(claimed, rules[run.rule_id])
     return len(runs)
 
 

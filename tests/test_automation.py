@@ -75,9 +75,9 @@ def rule_with(boss, *, actions, conditions=(), **fields) -> Rule:
 
 
 def proposal_rule(pipeline, stage, boss, **fields):
+    fields.setdefault("name", "Proposal follow-up")
     return rule_with(
         boss,
-        name="Proposal follow-up",
         pipeline=pipeline,
         trigger=Trigger.STAGE_ENTERED,
         stage=stage,
@@ -732,3 +732,24 @@ def test_a_stale_rule_without_days_uses_the_stages_rotting_days(sales, pump):
     )
     assert engine.stale_check() == 1
     assert Notification.objects.get().opportunity == deal
+
+
+def test_a_run_that_breaks_outside_its_actions_is_logged_failed_and_the_queue_moves_on(
+    sales, pump, monkeypatch
+):
+    pipeline, stages, rep, boss, deal = sales
+    proposal_rule(pipeline, stages[2], boss, name="first")
+    proposal_rule(pipeline, stages[2], boss, name="second")
+    real_problem = engine.rule_problem
+
+    def broken(rule):
+        if rule.name == "first":
+            raise RuntimeError("database hiccup")
+        return real_problem(rule)
+
+    monkeypatch.setattr(engine, "rule_problem", broken)
+    move(deal, stages[2], rep)
+    pump()
+    runs = dict(RuleRun.objects.values_list("rule__name", "outcome"))
+    assert runs == {"first": Outcome.FAILED, "second": Outcome.DONE}
+    assert "database hiccup" in RuleRun.objects.get(rule__name="first").summary
