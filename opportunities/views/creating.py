@@ -4,13 +4,12 @@ from django.contrib.auth.decorators import permission_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import QuerySet
-from django.http import Http404, QueryDict
+from django.http import Http404
 from django.shortcuts import get_object_or_404, render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
-from opportunities.filters import OpportunityFilter
 from opportunities.forms import first_error
 from opportunities.forms_fields import NewDealExtrasForm
 from opportunities.forms_records import (
@@ -31,7 +30,7 @@ from opportunities.selectors import (
 )
 from opportunities.services import editing
 from opportunities.services.related import opportunity_set_custom_values
-from opportunities.views.board import _board_context  # the card partial needs its context
+from opportunities.views.board import board_context, filtered
 from opportunities.views.contacts import CONTACT_NOT_VISIBLE
 from opportunities.views.htmx import answer, safe_next
 from opportunities.views.record_details import apply_service_errors
@@ -137,15 +136,9 @@ def _create_page(request, form, contact_form, extras=None, *, status=200, **extr
     return render(request, "opportunities/record_new.html", context, status=status)
 
 
-def _board_filters(request, pipeline: Pipeline) -> OpportunityFilter:
-    """The board's filters as the quick-add form carried them (the board's hx-vals)."""
-    visible = opportunities_visible_to(request.user).filter(pipeline=pipeline)
-    return OpportunityFilter(QueryDict(request.POST.get("filters", "")), queryset=visible)
-
-
 def _card_and_head(request, pipeline, stage, filterset, opportunity_id) -> str:
     """The new card as the board shows it (if the filters show it) and its column's header."""
-    context = _board_context(request, pipeline, filterset, stages_of(pipeline))
+    context = board_context(request, pipeline, filterset, stages_of(pipeline))
     queryset: QuerySet = filterset.qs
     card = with_card_fields(queryset.filter(pk=opportunity_id)).first()
     html = ""
@@ -203,8 +196,9 @@ def quick_add(request, pipeline_id: int, stage_id: int):
     return answer(
         request,
         message=f"Added “{opportunity.name}” to {stage.name}.",
+        # The board's filters come along in the form's `filters` field (its hx-vals).
         fragment=lambda: _card_and_head(
-            request, pipeline, stage, _board_filters(request, pipeline), opportunity.pk
+            request, pipeline, stage, filtered(request, pipeline), opportunity.pk
         ),
         redirect_to=safe_next(request, reverse("opportunities:board", args=[pipeline.pk])),
     )
