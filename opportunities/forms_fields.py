@@ -7,6 +7,7 @@ import and the API, so a value means the same everywhere and gets the same messa
 """
 
 from datetime import date
+from decimal import Decimal
 
 from django import forms
 from django.contrib.auth import get_user_model
@@ -126,6 +127,8 @@ class DealFieldsForm(forms.Form):
             self.initial["expected_close_date"] = opportunity.expected_close_date
             self.initial["probability"] = opportunity.probability
             for key, value in (initial_custom or {}).items():
+                if isinstance(value, Decimal):
+                    value = format(value.normalize(), "f")  # 25.0000 shows as 25
                 self.initial[CUSTOM_PREFIX + key] = value
 
     @property

@@ -85,3 +85,9 @@ def test_purge_job_deletes_only_deals_older_than_the_retention(trashed, manager)
 
 def test_purge_job_is_registered():
     assert ("opportunities.jobs.purge_trash", 3600) in settings.PERIODIC_JOBS
+
+
+def test_the_manager_list_links_to_the_trash_for_managers_only(client, manager):
+    assert TRASH in client.get(reverse("opportunities:list")).content.decode()
+    client.force_login(factories.rep())
+    assert TRASH not in client.get(reverse("opportunities:list")).content.decode()
