@@ -295,6 +295,10 @@ def execute(run: RuleRun, rule: Rule) -> RuleRun:
     return run
 
 
+def pending_exists() -> bool:
+    return RuleRun.objects.filter(outcome=Outcome.PENDING).exists()
+
+
 def run_pending(limit: int = 200) -> int:
     """Execute queued runs, oldest first (the worker's job); returns how many ended.
 

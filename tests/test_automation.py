@@ -753,3 +753,17 @@ def test_a_run_that_breaks_outside_its_actions_is_logged_failed_and_the_queue_mo
     runs = dict(RuleRun.objects.values_list("rule__name", "outcome"))
     assert runs == {"first": Outcome.FAILED, "second": Outcome.DONE}
     assert "database hiccup" in RuleRun.objects.get(rule__name="first").summary
+
+
+def test_the_worker_job_drains_every_queued_run(sales, pump):
+    from automation.tasks import run_automation
+
+    pipeline, stages, rep, boss, deal = sales
+    proposal_rule(pipeline, stages[2], boss)
+    deals = [factories.OpportunityFactory(stage=stages[0], assigned_to=rep) for _ in range(5)]
+    for each in deals:
+        move(each, stages[2], rep)
+    engine.consume(events_after(pump.cursor, 1000))
+    assert run_automation.call() == 5
+    assert Task.objects.count() == 5
+    assert not engine.pending_exists()
