@@ -55,9 +55,13 @@ class RuleForm(forms.ModelForm):
             "acting_user",
         ]
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, editor=None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["acting_user"].queryset = get_user_model().objects.filter(is_active=True)
+        users = get_user_model().objects.filter(is_active=True)
+        # A rule acts with its user's rights: a manager cannot borrow a superuser's.
+        if editor is not None and not editor.is_superuser:
+            users = users.filter(is_superuser=False)
+        self.fields["acting_user"].queryset = users
         self.fields["stage"].queryset = self.fields["stage"].queryset.select_related("pipeline")
 
 

@@ -169,7 +169,7 @@ def _rule_form(request, rule: Rule | None):
     """Create or edit a rule with its conditions and actions, all validated together."""
     rule = rule or Rule(acting_user=request.user)
     data = request.POST if request.method == "POST" else None
-    form = RuleForm(data, instance=rule)
+    form = RuleForm(data, instance=rule, editor=request.user)
     # The formsets check their rows against the rule as submitted (its pipeline).
     if data is not None and form.is_valid():
         rule = form.save(commit=False)

@@ -5,20 +5,35 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('automation', '0005_tags_followers_custom_fields'),
+        ("automation", "0005_tags_followers_custom_fields"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='rule',
-            name='stale_days',
-            field=models.PositiveIntegerField(blank=True, help_text="For “stale”: days in the current stage without a stage change; empty: the stage's own rotting days.", null=True, validators=[django.core.validators.MinValueValidator(1)]),
+            model_name="rule",
+            name="stale_days",
+            field=models.PositiveIntegerField(
+                blank=True,
+                help_text="For “stale”: days in the current stage without a stage change; empty: the stage's own rotting days.",
+                null=True,
+                validators=[django.core.validators.MinValueValidator(1)],
+            ),
         ),
         migrations.AlterField(
-            model_name='rule',
-            name='trigger',
-            field=models.CharField(choices=[('created', 'Deal created'), ('stage_entered', 'Enters stage'), ('stage_left', 'Leaves stage'), ('status_became', 'Status becomes'), ('value_changed', 'Value changed'), ('owner_changed', 'Owner changed'), ('stale', 'Stale (rotting: days without a stage change)')], max_length=20),
+            model_name="rule",
+            name="trigger",
+            field=models.CharField(
+                choices=[
+                    ("created", "Deal created"),
+                    ("stage_entered", "Enters stage"),
+                    ("stage_left", "Leaves stage"),
+                    ("status_became", "Status becomes"),
+                    ("value_changed", "Value changed"),
+                    ("owner_changed", "Owner changed"),
+                    ("stale", "Stale (rotting: days without a stage change)"),
+                ],
+                max_length=20,
+            ),
         ),
     ]
