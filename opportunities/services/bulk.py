@@ -21,8 +21,8 @@ from datetime import datetime
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-from django.db import transaction
-from django.db.models import Max, Q, QuerySet
+from django.db import connection, models, transaction
+from django.db.models import F, Max, Q, QuerySet
 from django.utils import timezone
 
 from opportunities.custom_fields import columns_for, parse_value, value_of
@@ -375,20 +375,61 @@ def _write(user, action: BulkAction, planned: list[_Planned], now) -> None:
     elif action.kind == CUSTOM_FIELD:
         _write_custom_values(action, planned)
 
-    fields = {"updated_at", "version"}
+    _update_rows(planned, now)
     for item in planned:
         for attr, value in item.changes.items():
             setattr(item.deal, attr, value)
-            fields.add(attr)
         item.deal.updated_at = now
         item.deal.version += 1
-    # Rows are locked and their versions checked: one UPDATE per chunk.
-    Opportunity.objects.bulk_update(
-        [item.deal for item in planned], sorted(fields), batch_size=CHUNK_SIZE
-    )
     changes_record(
         user=user, items=[(item.before, item.deal, item.extra) for item in planned], at=now
     )
+
+
+def _db_key(value):
+    return value.pk if isinstance(value, models.Model) else value
+
+
+def _update_rows(planned: list[_Planned], now) -> None:
+    """The deals' rows: one UPDATE per set of changed columns (one or two per chunk) for
+    what all share, plus one `CASE id WHEN … END` per column whose value differs per deal
+    (days to close, rank). The rows are locked and their versions checked already.
+
+    Not bulk_update(): building its per-row CASE expressions cost ~8 s per 1,000 deals.
+    """
+    groups = defaultdict(list)
+    for item in planned:
+        groups[frozenset(item.changes)].append(item)
+    for keys, items in groups.items():
+        common, varying = {}, []
+        for attr in sorted(keys):
+            if len({_db_key(item.changes[attr]) for item in items}) == 1:
+                common[attr] = items[0].changes[attr]
+            else:
+                varying.append(attr)
+        ids = [item.deal.pk for item in items]
+        Opportunity.objects.filter(pk__in=ids).update(
+            **common, updated_at=now, version=F("version") + 1
+        )
+        for attr in varying:
+            _update_per_row(attr, {item.deal.pk: item.changes[attr] for item in items})
+
+
+def _update_per_row(attr: str, values: dict) -> None:
+    model_field = Opportunity._meta.get_field(attr)
+    quote = connection.ops.quote_name
+    table, column = quote(Opportunity._meta.db_table), quote(model_field.column)
+    params, whens = [], []
+    for pk, value in values.items():
+        whens.append("WHEN %s THEN %s")
+        params += [pk, model_field.get_db_prep_save(_db_key(value), connection)]
+    marks = ", ".join(["%s"] * len(values))
+    sql = (
+        f"UPDATE {table} SET {column} = CASE {quote('id')} {' '.join(whens)} "
+        f"ELSE {column} END WHERE {quote('id')} IN ({marks})"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, *values])
 
 
 def _write_tags(action: BulkAction, planned: list[_Planned]) -> None:
