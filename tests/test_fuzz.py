@@ -483,6 +483,7 @@ GET_ENDPOINTS = [
         {"pipeline_id": "pipeline"},
         {"status": "status", "owner": "user", "source": "text", "q": "text"},
     ),
+    Endpoint("opportunities:board_version", {"pipeline_id": "pipeline"}, {"stages": "text"}),
     Endpoint(
         "opportunities:column_more",
         {"pipeline_id": "pipeline", "stage_id": "stage"},
@@ -529,8 +530,12 @@ GET_ENDPOINTS = [
     ),
 ]
 
+# Conditional GETs (the board's live poll) with cursors that are current, old, absurd or junk.
+ETAGS = ['"e0"', '"e1"', '"e' + "9" * 30 + '"', "*", "garbage", '"e-1"', ""]
+
 # Inputs that once answered 500: always tried first.
 GET_REGRESSIONS = {
+    "opportunities:board_version": [({"pipeline_id": 10**30}, {}, "rep", True, 0)],
     "opportunities:contact_pick": [
         ({}, {"id": "abc"}, "rep", True, 1),
         ({}, {"id": "1.5"}, "rep", False, 1),
@@ -565,9 +570,11 @@ def test_bad_query_parameters_never_error(world, endpoint):
     @FUZZ_SETTINGS
     @given(example=request_for(world, endpoint))
     def fuzz(example):
-        kwargs, data, role, htmx, _dice = example
+        kwargs, data, role, htmx, dice = example
         url = reverse(endpoint.url_name, kwargs=kwargs)
         headers = {"HX-Request": "true"} if htmx else {}
+        if ETAGS[dice % len(ETAGS)]:
+            headers["If-None-Match"] = ETAGS[dice % len(ETAGS)]
         note = f"{role} GET {url} {data!r:.500} htmx={htmx}"
         get_and_check(world.clients[role], url, data, world.baseline, note, headers=headers)
 
