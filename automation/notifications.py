@@ -24,7 +24,7 @@ def notify(*, users, text: str, opportunity=None) -> list[Notification]:
         )
     )
     messages = [
-        (f"[Pipeline CRM] {text[:120]}", text, None, [user.email])
+        (f"[Pipeline CRM] {' '.join(text.split())[:120]}", text, None, [user.email])
         for user in users
         if user.email and user.pk not in opted_out
     ]

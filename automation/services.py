@@ -48,7 +48,7 @@ def contact_email_send(
     for text in (subject, body):
         placeholders.check(text)
     values = placeholders.values_for(opportunity)
-    subject = placeholders.fill(subject, values).replace("\n", " ")[:200]
+    subject = " ".join(placeholders.fill(subject, values).split())[:200]
     body = placeholders.fill(body, values)
     entry = communication_log(
         opportunity=opportunity,

@@ -303,3 +303,13 @@ def test_the_settings_page_reads_a_fixed_number_of_queries(
         rule.actions.create(kind="notify", title="hi")
     with django_assert_max_num_queries(12):
         assert client.get(reverse("automation:rules")).status_code == 200
+
+
+def test_line_breaks_in_a_deal_name_never_reach_the_subject_header(rep_client):
+    client, rep = rep_client
+    deal = factories.OpportunityFactory(assigned_to=rep, name="Acme\r\nBcc: x@evil.test")
+    client.post(
+        reverse("automation:email", args=[deal.pk]), {"subject": "About {deal}", "body": "Hi"}
+    )
+    assert mail.outbox[0].subject == "About Acme Bcc: x@evil.test"
+    assert mail.outbox[0].bcc == []
