@@ -19,7 +19,7 @@ from django.db import transaction
 from django.test import Client, override_settings
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
-from opportunities.models import Status
+from opportunities.models import CustomField, Status, Tag
 from opportunities.services.moves import opportunity_move
 from tests import factories
 
@@ -92,6 +92,16 @@ EXPECTED: dict[str, Expect] = {
     "opportunities:my_tasks":       E(get=ALL_200, post=ALL_405),
     "opportunities:contact_search": E(get=ALL_200, post=ALL_405),
     "opportunities:contact_pick":   E(get=ALL_200, post=ALL_405),
+    # Deal fields, followers, pipeline move; delete needs the delete permission (managers).
+    "opportunities:fields_save":    E(get=ALL_405, post=P422),
+    "opportunities:followers":      E(get=ALL_405, post=P422),
+    "opportunities:pipeline_move":  E(get=ALL_405, post=P422),
+    "opportunities:delete":         E(get=ALL_405, post=(LOGIN, 403, 403, 400, 400)),
+    # The trash is for managers; the deal given is not in it (404 for them).
+    "opportunities:trash":          E(get=(LOGIN, 403, 403, 200, 200), post=ALL_405),
+    "opportunities:restore":        E(get=ALL_405, post=(LOGIN, 403, 403, 404, 404),
+                                      other_post=(LOGIN, 403, 403, 404, 404)),
+    "opportunities:forecast":       E(get=ALL_200, post=ALL_405),
     # Manager
     "opportunities:list":           E(get=ALL_200, post=ALL_405),
     "opportunities:export":         E(get=ALL_200, post=ALL_405),
@@ -256,6 +266,9 @@ def _build_world() -> dict:
     AccessAttempt.objects.create(**attempt, get_data="", post_data="", failures_since_start=1)
     AccessLog.objects.create(**attempt)
     AccessFailureLog.objects.create(**attempt)
+    # A custom field and a tag, for their admin pages.
+    CustomField.objects.create(name="Region", key="region", field_type="text")
+    Tag.objects.create(name="vip")
     # A history row, so the history admin has an object to show.
     opportunity_move(opportunity=own, to_stage=stages[1], version=own.version, user=users["rep"])
     clients = {"anonymous": Client()}
