@@ -14,6 +14,7 @@ from opportunities.models import (
     OpportunityHistory,
     Status,
     Task,
+    TrackedField,
 )
 from opportunities.selectors import contacts_visible_to, opportunities_visible_to
 from pipelines.models import Stage
@@ -36,6 +37,10 @@ class TimelineEntry:
     lost_reason: object = None
     # For stage changes: how long the opportunity had been in `from_stage`.
     time_in_previous_stage: timedelta | None = None
+    # For the deal's other fields (kind "field"): what changed, from what to what.
+    label: str = ""
+    old_text: str = ""
+    new_text: str = ""
 
     @property
     def from_status_label(self) -> str:
@@ -119,6 +124,9 @@ def _history_entries(opportunity: Opportunity, history: list[OpportunityHistory]
     last_lost = None
     entries = []
     for row in history:
+        if row.field in FIELD_ROWS:
+            entries.append(_field_entry(row))
+            continue
         if row.from_stage_id is None and row.from_status == "":
             entries.append(
                 TimelineEntry(
@@ -158,6 +166,43 @@ def _history_entries(opportunity: Opportunity, history: list[OpportunityHistory]
     if last_lost is not None and opportunity.status == Status.LOST:
         last_lost.lost_reason = opportunity.lost_reason
     return entries
+
+
+# History rows of the deal's other fields shown on the timeline (kind "field").
+FIELD_ROWS = {
+    TrackedField.CLOSE_DATE,
+    TrackedField.PROBABILITY,
+    TrackedField.TAGS,
+    TrackedField.FOLLOWERS,
+    TrackedField.CUSTOM_FIELD,
+    TrackedField.DELETED,
+    TrackedField.RESTORED,
+}
+
+
+def _field_entry(row: OpportunityHistory) -> TimelineEntry:
+    label, old, new = TrackedField(row.field).label, row.old_value, row.new_value
+    if row.field == TrackedField.CUSTOM_FIELD:
+        # Stored as "key: value"; the key names the field.
+        key, _, old = old.partition(": ")
+        new = new.partition(": ")[2]
+        label = key
+    elif row.field == TrackedField.FOLLOWERS:
+        # Ids of users: the count says enough on the timeline.
+        old = _count_of(old, "follower")
+        new = _count_of(new, "follower")
+    elif row.field == TrackedField.PROBABILITY:
+        old, new = (f"{v} %" if v else "" for v in (old, new))
+    elif row.field in (TrackedField.DELETED, TrackedField.RESTORED):
+        old = new = ""
+    return TimelineEntry(
+        kind="field", at=row.at, user=row.user, label=label, old_text=old, new_text=new
+    )
+
+
+def _count_of(ids: str, noun: str) -> str:
+    count = len([part for part in ids.replace(",", " ").split() if part.strip("[]")])
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def timeline(opportunity: Opportunity, activity: RecordActivity) -> list[TimelineEntry]:

@@ -343,3 +343,12 @@ def test_new_opportunity_with_a_bad_custom_value_is_not_created(client, owner, s
     assert response.status_code == 400 and "Amount: enter a number." in html
     assert 'value="lots"' in html
     assert not Opportunity.objects.filter(name="Fleet renewal").exists()
+
+
+def test_the_history_shows_the_changed_deal_fields(client, deal, fields):
+    data = _fields_data(deal, expected_close_date="2027-03-31", tags="vip", cf_region="North")
+    client.post(_url("fields_save", deal.pk), data, **HX)
+    html = client.get(_url("detail", deal.pk)).content.decode()
+    timeline = html[html.index('class="timeline"') :]
+    assert "Expected close date <strong>—</strong>" in timeline and "2027-03-31" in timeline
+    assert "Tags <strong>—</strong>" in timeline and "region <strong>—</strong>" in timeline
