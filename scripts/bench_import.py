@@ -22,11 +22,13 @@ sys.path.insert(0, str(ROOT))
 
 
 def _csv(rows: int) -> str:
+    """New deals only (names differ per size: no row matches an earlier run's deal)."""
     lines = ["name,contact_email,value,stage,status,lost_reason"]
     for index in range(rows):
         status = ("", "won", "", "lost")[index % 4]
         reason = "Price" if status == "lost" else ""
-        lines.append(f"Deal {index},c{index % 2500}@bulk.test,{index},Proposal,{status},{reason}")
+        name = f"Deal {rows}-{index}"
+        lines.append(f"{name},c{index % 2500}@bulk.test,{index},Proposal,{status},{reason}")
     return "\n".join(lines) + "\n"
 
 
