@@ -110,6 +110,9 @@ EXPECTED: dict[str, Expect] = {
     # An import run that is not the user's (none is): not found, for importers too.
     "opportunities:import_progress": E(get=(LOGIN, 403, 403, 404, 404),
                                        post=(LOGIN, 403, 403, 404, 404)),
+    # Bulk actions: POST only; an empty form is refused (no action, no preview token).
+    "opportunities:bulk_preview":   E(get=ALL_405, post=P400),
+    "opportunities:bulk_run":       E(get=ALL_405, post=P400),
 }
 # fmt: on
 

@@ -243,3 +243,108 @@ def test_large_selection_goes_chunk_by_chunk_and_resumes(board, manager, monkeyp
         after_id=after,
     )
     assert (rest.changed, after) == (4, None)
+
+
+# --- the pages: preview, apply in steps, per-deal report ---------------------------------
+
+
+def _preview(client, data):
+    return client.post("/opportunities/bulk/", data)
+
+
+def test_list_offers_bulk_actions_to_managers_only(client, board):
+    _, stages = board
+    deal = _deals(stages, 1)[0]
+    client.force_login(factories.manager())
+    html = client.get("/opportunities/").content.decode()
+    assert 'id="bulk-form"' in html and f'value="{deal.pk}:{deal.version}"' in html
+    viewer = factories.UserFactory()
+    client.force_login(viewer)
+    assert 'id="bulk-form"' not in client.get("/opportunities/").content.decode()
+
+
+def test_preview_of_all_matching_then_apply_marks_them_lost(client, board, manager):
+    _, stages = board
+    web = _deals(stages, 3, source="Web")
+    other = _deals(stages, 2, source="Fair")
+    reason = factories.LostReasonFactory(name="Budget")
+    client.force_login(manager)
+    data = {
+        "action": bulk.STATUS,
+        "status": Status.LOST,
+        "lost_reason": reason.pk,
+        "scope": "all",
+        "filters": "?source=Web",
+    }
+    preview = _preview(client, data)
+    assert preview.status_code == 200
+    assert preview.context["would_change"] == 3
+    token = preview.context["token"]
+    done = client.post("/opportunities/bulk/run/", {"token": token})
+    assert done.context["done"] and done.context["result"].changed == 3
+    assert set(
+        Opportunity.objects.filter(pk__in=[d.pk for d in web]).values_list("status", flat=True)
+    ) == {Status.LOST}
+    assert set(
+        Opportunity.objects.filter(pk__in=[d.pk for d in other]).values_list("status", flat=True)
+    ) == {Status.OPEN}
+
+
+def test_preview_without_a_lost_reason_asks_for_it(client, board, manager):
+    _, stages = board
+    deal = _deals(stages, 1)[0]
+    client.force_login(manager)
+    response = _preview(
+        client,
+        {"action": bulk.STATUS, "status": Status.LOST, "ids": [f"{deal.pk}:{deal.version}"]},
+    )
+    assert response.status_code == 400
+    assert "Choose why this opportunity was lost." in response.content.decode()
+
+
+def test_ticked_rows_changed_since_the_preview_are_listed_as_skipped(client, board, manager):
+    _, stages = board
+    deals = _deals(stages, 2)
+    client.force_login(manager)
+    ids = [f"{d.pk}:{d.version}" for d in deals]
+    preview = _preview(client, {"action": bulk.STATUS, "status": Status.WON, "ids": ids})
+    Opportunity.objects.filter(pk=deals[0].pk).update(version=9)
+    done = client.post("/opportunities/bulk/run/", {"token": preview.context["token"]})
+    html = done.content.decode()
+    assert f'data-skipped="{deals[0].pk}"' in html and "Changed by someone else" in html
+    assert Opportunity.objects.get(pk=deals[1].pk).status == Status.WON
+
+
+def test_forged_token_changes_nothing(client, board, manager):
+    _, stages = board
+    _deals(stages, 1)
+    client.force_login(manager)
+    response = client.post("/opportunities/bulk/run/", {"token": "x"})
+    assert response.status_code == 400
+    assert not Opportunity.objects.exclude(status=Status.OPEN).exists()
+
+
+def test_big_selection_reports_progress_and_goes_on_by_itself(client, board, manager, monkeypatch):
+    _, stages = board
+    _deals(stages, 5)
+    monkeypatch.setattr("opportunities.views.bulk.STEP_SECONDS", 0)
+    monkeypatch.setattr("opportunities.services.bulk.CHUNK_SIZE", 2)
+    monkeypatch.setattr(
+        bulk.bulk_apply, "__kwdefaults__", {**bulk.bulk_apply.__kwdefaults__, "chunk_size": 2}
+    )
+    client.force_login(manager)
+    preview = _preview(
+        client, {"action": bulk.STATUS, "status": Status.WON, "scope": "all", "filters": ""}
+    )
+    step = client.post("/opportunities/bulk/run/", {"token": preview.context["token"]})
+    steps = 1
+    while not step.context["done"]:
+        assert 'hx-trigger="load' in step.content.decode()
+        step = client.post(
+            "/opportunities/bulk/run/",
+            {"token": preview.context["token"], "progress": step.context["progress_token"]},
+            headers={"HX-Request": "true", "HX-Target": "bulk-progress"},
+        )
+        steps += 1
+    assert steps == 3
+    assert step.context["result"].changed == 5

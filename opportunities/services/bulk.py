@@ -510,5 +510,7 @@ def bulk_apply(
             )
         )
         cursor = chunk[-1]
+        if len(chunk) < chunk_size:
+            return result, None  # that was the last one
         if deadline is not None and time.monotonic() >= deadline:
             return result, cursor

@@ -34,6 +34,7 @@ from opportunities.reports import (
     won_lost_by_month,
 )
 from opportunities.selectors import opportunities_visible_to
+from opportunities.services.bulk import ACTION_CHOICES
 from opportunities.services.imports import (
     ImportAlreadyConfirmed,
     ImportChanged,
@@ -143,6 +144,7 @@ def opportunity_list(request):
         return render(request, LIST + "#cf_inputs", context)
     context |= {
         "statuses": Status.choices,
+        "bulk_actions": ACTION_CHOICES,
         "quick_views": [
             (key, label, count)
             for (key, label), count in zip(
