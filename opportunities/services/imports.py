@@ -845,7 +845,7 @@ def import_confirm(*, run_id, user, fingerprint: str) -> ImportRun:
     if plan.fingerprint != fingerprint:
         ImportRun.objects.close(run.pk, "The data changed since the preview.")
         raise ImportChanged(plan.fingerprint)
-    rows, _ = read_rows(run.text)
+    rows = _run_rows(run)
     run.skip_lines = [error.line for error in plan.errors]
     run.rows_total = len(rows)
     ImportRun.objects.planned(run.pk, skip_lines=run.skip_lines, rows_total=run.rows_total)
@@ -866,7 +866,7 @@ def import_continue(
         raise ImportRun.DoesNotExist(run.pk)
     if run.finished_at is not None:
         return run
-    rows, _ = read_rows(run.text)
+    rows = _run_rows(run)
     setup = _Setup()
     skip_lines = frozenset(run.skip_lines)
     chunk_size = chunk_size or BATCH_SIZE
@@ -899,7 +899,23 @@ def import_continue(
                 matchable_before=run.confirmed_at,
                 inside=advance,
             )
-        run.refresh_from_db()
+        run.refresh_from_db(fields=PROGRESS_FIELDS)
         if run.finished_at is not None:
+            _parsed_runs.pop(run.pk, None)
             break
     return run
+
+
+PROGRESS_FIELDS = ["rows_done", "created", "updated", "unchanged", "skipped", "finished_at"]
+# The rows of the import this process is continuing: the browser's steps come back on
+# the same connection, so most steps skip reading the file again (one import kept).
+_parsed_runs: dict = {}
+
+
+def _run_rows(run: ImportRun) -> list:
+    rows = _parsed_runs.get(run.pk)
+    if rows is None:
+        rows, _ = read_rows(run.text)
+        _parsed_runs.clear()
+        _parsed_runs[run.pk] = rows
+    return rows

@@ -317,7 +317,9 @@ def import_progress(request, run_id):
     With htmx the page posts by itself, about a second of writing per request, until the
     end; without JavaScript each "Continue" writes for up to 20 seconds.
     """
-    run = get_object_or_404(ImportRun, pk=run_id, user=request.user, confirmed_at__isnull=False)
+    # The file itself is read only when this process has not parsed it yet.
+    runs = ImportRun.objects.defer("text")
+    run = get_object_or_404(runs, pk=run_id, user=request.user, confirmed_at__isnull=False)
     if request.method == "POST" and run.finished_at is None:
         seconds = IMPORT_STEP_SECONDS if request.htmx else IMPORT_PAGE_STEP_SECONDS
         run = import_continue(run=run, user=request.user, seconds=seconds)
