@@ -291,7 +291,18 @@ def latency(trials: int = 10) -> None:
         ),
     ]
     try:
-        time.sleep(5)  # let the pump catch up with the events of the parts above
+        # Let the pump catch up with the events of the parts above (a backlog, not latency).
+        from integrations.models import EventCursor
+        from opportunities.events import last_event_id
+
+        target, waited = last_event_id(), time.perf_counter()
+        while time.perf_counter() - waited < 300:
+            close_old_connections()
+            cursor = EventCursor.objects.filter(name="automation.engine.consume").first()
+            if cursor is not None and cursor.last_id >= target:
+                break
+            time.sleep(0.5)
+        time.sleep(2)
         deals = list(
             Opportunity.objects.filter(stage=rule.stage.pipeline.stages.get(name="S0")).exclude(
                 tasks__isnull=False
