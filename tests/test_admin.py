@@ -9,7 +9,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from opportunities.models import Opportunity, OpportunityHistory, Status
+from opportunities.models import CustomField, Opportunity, OpportunityHistory, Status, Tag
 from pipelines.models import Pipeline, Stage
 from tests import factories
 
@@ -45,6 +45,10 @@ def one_of_each():
     OpportunityHistory.objects.create(
         opportunity=opportunity, from_stage=stages[0], to_stage=stages[1], to_status="open"
     )
+    CustomField.objects.create(
+        name="Region", key="region", field_type="single_choice", choices=["N"]
+    )
+    opportunity.tags.add(Tag.objects.create(name="vip"))
     return {model: model._default_manager.order_by("pk").first() for model in OWN}
 
 
