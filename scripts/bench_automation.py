@@ -18,6 +18,7 @@
 import argparse
 import os
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -46,9 +47,12 @@ def main() -> None:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
-    throughput(args.events)
-    stale(args.deals)
-    latency()
+    try:
+        throughput(args.events)
+        stale(args.deals)
+        latency()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def setup_world():
