@@ -4,6 +4,7 @@ import django_filters
 from django import forms
 from django.contrib.auth import get_user_model
 from django.db.models import Q
+from django.db.models.functions import Lower
 
 from opportunities.models import Opportunity, Status
 
@@ -24,6 +25,15 @@ def search_opportunities(queryset, value: str):
     )
 
 
+def tag_names_condition(text: str) -> Q:
+    """Deals carrying any of the comma-separated tag names (any case): one `pk IN`."""
+    names = sorted({part.strip().lower() for part in text.split(",") if part.strip()})
+    if not names:
+        return Q()
+    tagged = Opportunity.tags.through.objects.annotate(lower=Lower("tag__name"))
+    return Q(pk__in=tagged.filter(lower__in=names[:20]).values("opportunity_id"))
+
+
 def active_users():
     return get_user_model().objects.filter(is_active=True).order_by("first_name", "username")
 
@@ -36,6 +46,8 @@ class OpportunityFilter(django_filters.FilterSet):
         field_name="assigned_to", queryset=active_users(), empty_label="Any owner"
     )
     source = django_filters.CharFilter(field_name="source", lookup_expr="iexact")
+    # Deals with any of these tags (names, comma separated): the board's tag filter.
+    tags = django_filters.CharFilter(method="filter_tag_names", label="Tags")
     q = django_filters.CharFilter(
         method="filter_search",
         label="Search",
@@ -63,6 +75,9 @@ class OpportunityFilter(django_filters.FilterSet):
 
     def filter_search(self, queryset, name, value):
         return search_opportunities(queryset, value)
+
+    def filter_tag_names(self, queryset, name, value):
+        return queryset.filter(tag_names_condition(value))
 
     @property
     def current_status(self) -> str:

@@ -5,8 +5,8 @@ from datetime import timedelta
 from decimal import Decimal
 
 from django.contrib.auth import get_user_model
-from django.db.models import Count, OuterRef, Q, QuerySet, Subquery, Sum
-from django.db.models.functions import Coalesce
+from django.db.models import Count, OuterRef, Q, QuerySet, StringAgg, Subquery, Sum, Value
+from django.db.models.functions import Coalesce, Concat
 from django.utils import timezone
 
 from opportunities.models import Contact, Opportunity, Status, Task
@@ -90,7 +90,22 @@ def with_card_fields(queryset: QuerySet[Opportunity]) -> QuerySet[Opportunity]:
         .values("due_on")[:1]
     )
     return queryset.select_related("stage", "contact", "assigned_to", "lost_reason").annotate(
-        next_task_due=Subquery(next_task_due)
+        next_task_due=Subquery(next_task_due), card_tags=Subquery(card_tags())
+    )
+
+
+def card_tags():
+    """The deal's tags as "#rrggbb name" lines, in the card's query (no query per card).
+
+    Lines: a tag name never holds a newline. Sorted by the template filter `tag_chips`
+    (SQLite before 3.44 cannot order inside an aggregate).
+    """
+    return (
+        Opportunity.tags.through.objects.filter(opportunity_id=OuterRef("pk"))
+        .order_by()
+        .values("opportunity_id")
+        .annotate(lines=StringAgg(Concat("tag__color", Value(" "), "tag__name"), Value("\n")))
+        .values("lines")
     )
 
 

@@ -51,6 +51,15 @@ def is_past(day) -> bool:
 
 
 @register.filter
+def tag_chips(lines) -> list[tuple[str, str]]:
+    """(colour, name) pairs from a card's "#rrggbb name" lines (selectors.card_tags)."""
+    if not lines:
+        return []
+    pairs = [tuple(line.split(" ", 1)) for line in lines.split("\n") if " " in line]
+    return sorted(pairs, key=lambda pair: pair[1].lower())
+
+
+@register.filter
 def avatar_hue(user) -> int:
     """A stable hue class (0-7) per user, so owners are told apart at a glance."""
     return (user.pk % 8) if user is not None else 8
