@@ -26,6 +26,8 @@ class Contact(models.Model):
     email = models.EmailField(blank=True, db_index=True)
     phone = models.CharField(max_length=40, blank=True)
     company = models.CharField(max_length=200, blank=True)
+    # The contact asked not to be e-mailed: automated and manual e-mails are refused.
+    do_not_email = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -129,6 +131,10 @@ class Opportunity(models.Model):
                 condition=LIVE,
             ),
             models.Index(fields=["assigned_to", "status"], name="opp_owner_status"),
+            # The stale check: open deals by how long they have been in their stage.
+            models.Index(
+                fields=["status", "stage_entered_at"], name="opp_open_since", condition=LIVE
+            ),
             # A move reads its new neighbours by (rank, id) within the stage, any status.
             models.Index(fields=["stage", "rank", "id"], name="opp_stage_rank", condition=LIVE),
             # A rep's column totals: the same index-only read as the manager's.
