@@ -24,16 +24,17 @@ class Receiver:
                     receiver.hold.clear()
                     receiver.released.wait(timeout=30)
                     return  # the sender is gone; nothing to answer
-                status = receiver.script.pop(0) if receiver.script else 200
-                self.send_response(status)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok")
+                # Recorded before answering: once the sender has the answer, the test sees it.
                 with receiver.received:
+                    status = receiver.script.pop(0) if receiver.script else 200
                     receiver.requests.append(
                         {"headers": dict(self.headers), "body": body, "status": status}
                     )
                     receiver.received.notify_all()
+                self.send_response(status)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
 
             def log_message(self, *args):
                 pass
