@@ -2,7 +2,8 @@
 
 A token acts as its user, so the API follows the same table as the pages: a rep reaches
 only their own deals (another rep's answer 404, never 403, so existence does not leak),
-"view all" reaches every deal, only admins delete (reps and managers lack the permission),
+"view all" reaches every deal, managers and admins delete (to the trash; reps lack the
+permission),
 webhooks are for managers and admins.
 """
 
@@ -75,8 +76,8 @@ API_MATRIX = [
     ("put", "/opportunities/{other}", {"name": "Renamed"},       (404, 200, 200, 200)),
     ("put", "/opportunities/{own}/status", {"status": "won"},    (200, 200, 200, 200)),
     ("put", "/opportunities/{other}/status", {"status": "won"},  (404, 200, 200, 200)),
-    ("delete", "/opportunities/{own}", None,                     (403, 403, 403, 200)),
-    ("delete", "/opportunities/{other}", None,                   (404, 403, 403, 200)),
+    ("delete", "/opportunities/{own}", None,                     (403, 403, 200, 200)),
+    ("delete", "/opportunities/{other}", None,                   (404, 403, 200, 200)),
     ("get", "/webhooks", None,                                   (403, 403, 200, 200)),
     ("get", "/webhooks/{hook}", None,                            (403, 403, 200, 200)),
     ("delete", "/webhooks/{hook}", None,                         (403, 403, 200, 200)),
