@@ -120,6 +120,7 @@ def record_activity(opportunity: Opportunity) -> RecordActivity:
 
 
 def _history_entries(opportunity: Opportunity, history: list[OpportunityHistory]):
+    """Creation, stage and status rows as timeline entries (see `_row_kinds`)."""
     entered_at = None
     last_lost = None
     entries = []
@@ -127,7 +128,8 @@ def _history_entries(opportunity: Opportunity, history: list[OpportunityHistory]
         if row.field in FIELD_ROWS:
             entries.append(_field_entry(row))
             continue
-        if row.from_stage_id is None and row.from_status == "":
+        kinds = _row_kinds(row)
+        if "created" in kinds:
             entries.append(
                 TimelineEntry(
                     kind="created",
@@ -139,7 +141,7 @@ def _history_entries(opportunity: Opportunity, history: list[OpportunityHistory]
             )
             entered_at = row.at
             continue
-        if row.from_stage_id != row.to_stage_id:
+        if "stage" in kinds:
             entries.append(
                 TimelineEntry(
                     kind="stage",
@@ -151,7 +153,7 @@ def _history_entries(opportunity: Opportunity, history: list[OpportunityHistory]
                 )
             )
             entered_at = row.at
-        if row.from_status != row.to_status or row.to_status == Status.LOST:
+        if "status" in kinds:
             entry = TimelineEntry(
                 kind="status",
                 at=row.at,
@@ -169,6 +171,33 @@ def _history_entries(opportunity: Opportunity, history: list[OpportunityHistory]
 
 
 # History rows of the deal's other fields shown on the timeline (kind "field").
+def _row_kinds(row: OpportunityHistory) -> set[str]:
+    """What a history row tells the timeline: "created", "stage", "status", or nothing.
+
+    A row records one tracked field and carries the stage and status the deal had after
+    it, so only the field says what changed: a value, owner or lost-reason row is not a
+    stage or status change (the reason is shown with the loss it belongs to).
+    """
+    if row.field == TrackedField.CREATED:
+        return {"created"}
+    if row.field == TrackedField.STAGE:
+        kinds = {"stage"} if row.from_stage_id != row.to_stage_id else set()
+        if row.from_status != row.to_status:  # an older row that changed both at once
+            kinds.add("status")
+        return kinds
+    if row.field == TrackedField.STATUS:
+        return {"status"}
+    if row.field:
+        return set()
+    # Rows written before history was kept per field: one row per stage or status change.
+    if row.from_stage_id is None and row.from_status == "":
+        return {"created"}
+    kinds = {"stage"} if row.from_stage_id != row.to_stage_id else set()
+    if row.from_status != row.to_status or row.to_status == Status.LOST:
+        kinds.add("status")
+    return kinds
+
+
 FIELD_ROWS = {
     TrackedField.CLOSE_DATE,
     TrackedField.PROBABILITY,

@@ -179,3 +179,36 @@ def test_my_tasks_leave_out_opportunities_i_cannot_see():
     hidden = factories.OpportunityFactory(assigned_to=factories.rep())
     factories.TaskFactory(opportunity=hidden, assigned_to=user)
     assert open_tasks_for(user) == []
+
+
+def test_timeline_reads_one_row_per_tracked_field():
+    """A value, owner or lost-reason row is neither a creation nor a stage or status change."""
+    _, stages = factories.pipeline_with_stages()
+    reason = factories.LostReasonFactory(name="Chose a competitor")
+    opportunity = factories.OpportunityFactory(
+        stage=stages[0], status=Status.LOST, lost_reason=reason
+    )
+    now = timezone.now()
+    rows = [
+        ("created", None, "", Status.OPEN, {}),
+        ("value", None, "", Status.OPEN, {"old_value": "0", "new_value": "1250"}),
+        ("owner", None, "", Status.OPEN, {"old_value": "", "new_value": "7"}),
+        ("status", None, Status.OPEN, Status.LOST, {}),
+        ("lost_reason", None, "", Status.LOST, {"new_value": str(reason.pk)}),
+    ]
+    for minutes, (field, from_stage, from_status, to_status, values) in enumerate(rows):
+        OpportunityHistory.objects.create(
+            opportunity=opportunity,
+            field=field,
+            from_stage=from_stage,
+            to_stage=stages[0],
+            from_status=from_status,
+            to_status=to_status,
+            at=now - timedelta(minutes=10 - minutes),
+            **values,
+        )
+    entries = timeline(opportunity, record_activity(opportunity))
+    assert [entry.kind for entry in entries] == ["status", "created"]
+    loss = entries[0]
+    assert (loss.from_status, loss.to_status) == (Status.OPEN, Status.LOST)
+    assert loss.lost_reason == reason
