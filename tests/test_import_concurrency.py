@@ -44,7 +44,7 @@ def _upload(session: rh.HttpSession, path: str, content: bytes) -> rh.Response:
         {"step": "preview", "csrfmiddlewaretoken": token}, "big.csv", content
     )
     parts = urllib.parse.urlsplit(session.base)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=120)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=600)
     cookies = "; ".join(f"{k}={v}" for k, v in session.cookies.items())
     conn.request(
         "POST",
@@ -89,6 +89,9 @@ def run():
         pks = [int(pk) for pk in seed["opportunities"]][:10]
         with rh.gunicorn(env, workers=2, threads=4) as server:
             importer = _session(server.base, seed["sessions"]["mover1"])
+            # The preview and the confirm check all 45,000 rows: on a busy machine that can
+            # take longer than the helper's 60 s read timeout.
+            importer._conn.timeout = 600
             stop, baseline, notes = threading.Event(), [], []
             logs = {"current": baseline}
             posters = [
