@@ -92,6 +92,8 @@ def run():
             # The preview and the confirm check all 45,000 rows: on a busy machine that can
             # take longer than the helper's 60 s read timeout.
             importer._conn.timeout = 600
+            if importer._conn.sock is not None:
+                importer._conn.sock.settimeout(600)
             stop, baseline, notes = threading.Event(), [], []
             logs = {"current": baseline}
             posters = [
