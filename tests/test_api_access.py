@@ -3,8 +3,7 @@
 A token acts as its user, so the API follows the same table as the pages: a rep reaches
 only their own deals (another rep's answer 404, never 403, so existence does not leak),
 "view all" reaches every deal, managers and admins delete (to the trash; reps lack the
-permission),
-webhooks are for managers and admins.
+permission), webhooks are for managers and admins.
 """
 
 import json
