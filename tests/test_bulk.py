@@ -348,3 +348,17 @@ def test_big_selection_reports_progress_and_goes_on_by_itself(client, board, man
         steps += 1
     assert steps == 3
     assert step.context["result"].changed == 5
+
+
+def test_closing_in_bulk_stores_each_deals_own_days_to_close(board, manager):
+    _, stages = board
+    now = timezone.now()
+    deals = [
+        factories.OpportunityFactory(stage=stages[0], created_at=now - timedelta(days=days))
+        for days in (3, 10, 40)
+    ]
+    action = bulk_action_check(user=manager, kind=bulk.STATUS, status=Status.WON)
+    result, _ = bulk_apply(user=manager, action=action, ids=[d.pk for d in deals])
+    assert result.changed == 3
+    stored = dict(Opportunity.objects.values_list("pk", "days_to_close"))
+    assert [stored[d.pk] for d in deals] == [3, 10, 40]
