@@ -48,7 +48,7 @@ schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", application)
 
 @schema.parametrize()
 @settings(
-    max_examples=20,
+    max_examples=15,
     deadline=None,
     suppress_health_check=list(HealthCheck),
     derandomize=True,
