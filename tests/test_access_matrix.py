@@ -96,7 +96,8 @@ EXPECTED: dict[str, Expect] = {
     "opportunities:fields_save":    E(get=ALL_405, post=P422),
     "opportunities:followers":      E(get=ALL_405, post=P422),
     "opportunities:pipeline_move":  E(get=ALL_405, post=P422),
-    "opportunities:delete":         E(get=ALL_405, post=(LOGIN, 403, 403, 400, 400)),
+    "opportunities:delete":         E(get=ALL_405, post=(LOGIN, 403, 403, 400, 400),
+                                      other_post=(LOGIN, 403, 403, 400, 400)),
     # The trash is for managers; the deal given is not in it (404 for them).
     "opportunities:trash":          E(get=(LOGIN, 403, 403, 200, 200), post=ALL_405),
     "opportunities:restore":        E(get=ALL_405, post=(LOGIN, 403, 403, 404, 404),
