@@ -49,7 +49,7 @@ class OpportunityFilter(django_filters.FilterSet):
     )
     source = django_filters.CharFilter(field_name="source", lookup_expr="iexact")
     # Deals with any of these tags (names, comma separated): the board's tag filter.
-    tags = django_filters.CharFilter(method="filter_tag_names", label="Tags")
+    tags = django_filters.CharFilter(method="filter_tag_names", label="Tags", max_length=500)
     q = django_filters.CharFilter(
         method="filter_search",
         label="Search",

@@ -121,9 +121,10 @@ class CustomFieldTagFilters(django_filters.FilterSet):
         choices=TAG_MATCH_CHOICES, method="filter_nothing", label="Tags match"
     )
     cf = django_filters.ChoiceFilter(method="filter_custom_field", label="Custom field")
-    cf_value = django_filters.CharFilter(method="filter_nothing", label="Value")
-    cf_min = django_filters.CharFilter(method="filter_nothing", label="From")
-    cf_max = django_filters.CharFilter(method="filter_nothing", label="To")
+    # Bounded: SQLite refuses LIKE patterns past 50,000 bytes.
+    cf_value = django_filters.CharFilter(method="filter_nothing", label="Value", max_length=200)
+    cf_min = django_filters.CharFilter(method="filter_nothing", label="From", max_length=40)
+    cf_max = django_filters.CharFilter(method="filter_nothing", label="To", max_length=40)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
