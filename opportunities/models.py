@@ -131,6 +131,10 @@ class Opportunity(models.Model):
                 condition=LIVE,
             ),
             models.Index(fields=["assigned_to", "status"], name="opp_owner_status"),
+            # The API's search of a pipeline, newest first, keyset-paged on (created_at, id).
+            models.Index(
+                fields=["pipeline", "created_at", "id"], name="opp_pipeline_created", condition=LIVE
+            ),
             # The stale check: open deals by how long they have been in their stage.
             models.Index(
                 fields=["status", "stage_entered_at"], name="opp_open_since", condition=LIVE

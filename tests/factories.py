@@ -158,17 +158,26 @@ class CommunicationFactory(factory.django.DjangoModelFactory):
     summary = factory.Faker("sentence")
 
 
+# Data migrations that grant the roles more permissions, each with a grant(apps, editor).
+LATER_GRANTS = [
+    "opportunities.migrations.0008_managers_delete",
+    "integrations.migrations.0002_manager_manages_webhooks",
+    "automation.migrations.0002_manager_permissions",
+    "automation.migrations.0003_manager_adds_rules",
+]
+
+
 def ensure_roles():
-    """(Re)create the "Sales rep" / "Sales manager" groups of migration 0003.
+    """(Re)create the role groups as the migrations leave them (0003, then later grants).
 
     Transactional tests (live_server) flush every table afterwards, and a data
     migration's rows do not come back with the flush; browser tests call this first.
     """
     import importlib
 
+    from django.apps import apps
+
     roles = importlib.import_module("opportunities.migrations.0003_roles").ROLES
-    added = importlib.import_module("opportunities.migrations.0008_managers_delete").ADDED
-    roles = {name: [*codes, *added.get(name, [])] for name, codes in roles.items()}
     for name, codes in roles.items():
         group, _ = Group.objects.get_or_create(name=name)
         for code in codes:
@@ -176,3 +185,5 @@ def ensure_roles():
             group.permissions.add(
                 Permission.objects.get(content_type__app_label=app_label, codename=codename)
             )
+    for module in LATER_GRANTS:
+        importlib.import_module(module).grant(apps, None)

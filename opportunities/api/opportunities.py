@@ -116,11 +116,12 @@ def search(
     after_key = None
     if startAfterId:
         after_pk = parsing.as_pk(startAfterId, "startAfterId")
-        if startAfter is not None:
-            after_key = (parsing.ms_to_datetime(startAfter, "startAfter"), after_pk)
-        else:
-            created = queryset.filter(pk=after_pk).values_list("created_at", flat=True).first()
-            after_key = (created, after_pk) if created else None
+        # The row's own created_at, to the microsecond: startAfter is in milliseconds, and
+        # deals created within one millisecond would be skipped or repeated with it.
+        created = queryset.filter(pk=after_pk).values_list("created_at", flat=True).first()
+        if created is None and startAfter is not None:
+            created = parsing.ms_to_datetime(startAfter, "startAfter")
+        after_key = (created, after_pk) if created else None
     elif startAfter is not None:
         moment = parsing.ms_to_datetime(startAfter, "startAfter")
         queryset = queryset.filter(

@@ -70,6 +70,13 @@ def _as_json(value):
     return value
 
 
+def _as_api(attr: str, value):
+    """Ids as strings, as the API and HighLevel send them."""
+    if value is not None and (attr.endswith("_id") or attr == "followers"):
+        return [str(item) for item in value] if isinstance(value, list) else str(value)
+    return _as_json(value)
+
+
 def _as_text(value) -> str:
     if value is None:
         return ""
@@ -107,7 +114,7 @@ class Change:
 
     def payload_changes(self) -> dict:
         return {
-            _meta(attr)[0]: {"old": _as_json(old), "new": _as_json(new)}
+            _meta(attr)[0]: {"old": _as_api(attr, old), "new": _as_api(attr, new)}
             for attr, (old, new) in self.fields.items()
         }
 
