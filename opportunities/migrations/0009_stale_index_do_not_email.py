@@ -5,21 +5,24 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('opportunities', '0008_managers_delete'),
-        ('pipelines', '0001_initial'),
+        ("opportunities", "0008_managers_delete"),
+        ("pipelines", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='contact',
-            name='do_not_email',
+            model_name="contact",
+            name="do_not_email",
             field=models.BooleanField(default=False),
         ),
         migrations.AddIndex(
-            model_name='opportunity',
-            index=models.Index(condition=models.Q(('deleted_at__isnull', True)), fields=['status', 'stage_entered_at'], name='opp_open_since'),
+            model_name="opportunity",
+            index=models.Index(
+                condition=models.Q(("deleted_at__isnull", True)),
+                fields=["status", "stage_entered_at"],
+                name="opp_open_since",
+            ),
         ),
     ]

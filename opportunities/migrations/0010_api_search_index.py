@@ -5,16 +5,19 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('opportunities', '0009_stale_index_do_not_email'),
-        ('pipelines', '0001_initial'),
+        ("opportunities", "0009_stale_index_do_not_email"),
+        ("pipelines", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='opportunity',
-            index=models.Index(condition=models.Q(('deleted_at__isnull', True)), fields=['pipeline', 'created_at', 'id'], name='opp_pipeline_created'),
+            model_name="opportunity",
+            index=models.Index(
+                condition=models.Q(("deleted_at__isnull", True)),
+                fields=["pipeline", "created_at", "id"],
+                name="opp_pipeline_created",
+            ),
         ),
     ]
