@@ -458,8 +458,14 @@ def seeded(n: int) -> Path:
         env = _env(partial)
         _run([sys.executable, "manage.py", "migrate", "--no-input", "-v0"], env)
         _run([sys.executable, "manage.py", "seed_demo", "--opportunities", str(n)], env)
-        with sqlite3.connect(partial) as conn:  # fold the WAL in, so one file is the database
+        # Fold the WAL in, so one file is the database; closed before the file is renamed
+        # (`with sqlite3.connect()` only commits: an open connection here left a copy
+        # made right after "malformed").
+        conn = sqlite3.connect(partial)
+        try:
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            conn.close()
         partial.rename(path)
         for leftover in BENCH_DIR.glob(partial.name + "-*"):
             leftover.unlink()
@@ -471,8 +477,12 @@ def working_copy(n: int, folder: Path) -> Path:
     shutil.copyfile(seeded(n), copy)
     # Statistics, as a database that has been running a while has them (PRAGMA optimize):
     # without them SQLite picks a worse plan for the filter's list of sources.
-    with sqlite3.connect(copy) as conn:
+    conn = sqlite3.connect(copy)
+    try:
         conn.execute("ANALYZE")
+        conn.commit()
+    finally:
+        conn.close()
     return copy
 
 
