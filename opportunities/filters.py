@@ -47,12 +47,14 @@ class OpportunityFilter(django_filters.FilterSet):
     owner = django_filters.ModelChoiceFilter(
         field_name="assigned_to", queryset=active_users(), empty_label="Any owner"
     )
-    source = django_filters.CharFilter(field_name="source", lookup_expr="iexact")
+    # Bounded like the model's field: SQLite refuses LIKE patterns over 50,000 bytes.
+    source = django_filters.CharFilter(field_name="source", lookup_expr="iexact", max_length=100)
     # Deals with any of these tags (names, comma separated): the board's tag filter.
     tags = django_filters.CharFilter(method="filter_tag_names", label="Tags", max_length=500)
     q = django_filters.CharFilter(
         method="filter_search",
         label="Search",
+        max_length=200,
         widget=forms.TextInput(
             attrs={"type": "search", "placeholder": "Name, contact, email, phone"}
         ),
