@@ -16,7 +16,7 @@ import pytest
 
 from tests import robustness_helpers as rh
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("concurrency")]
+pytestmark = [pytest.mark.slow, pytest.mark.load, pytest.mark.xdist_group("concurrency")]
 
 ROWS = 45_000
 BASELINE_SECONDS = 10
