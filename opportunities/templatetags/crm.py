@@ -7,6 +7,8 @@ from django import template
 from django.conf import settings
 from django.utils import timezone
 
+from opportunities import selectors
+
 register = template.Library()
 
 
@@ -63,3 +65,9 @@ def tag_chips(lines) -> list[tuple[str, str]]:
 def avatar_hue(user) -> int:
     """A stable hue class (0-7) per user, so owners are told apart at a glance."""
     return (user.pk % 8) if user is not None else 8
+
+
+@register.filter
+def is_rotting(card) -> bool:
+    """The one rotting rule (selectors.is_rotting) for a card with its stage loaded."""
+    return selectors.is_rotting(card)
