@@ -10,6 +10,7 @@ written. Goal: 10,000 deals within 30 s on SQLite.
 """
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -102,4 +103,10 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    finally:
+        if not os.environ.get("BENCH_BULK_DB"):
+            # A throwaway database (set BENCH_BULK_DB to keep and reuse one).
+            connection.close()
+            shutil.rmtree(Path(DB).parent, ignore_errors=True)

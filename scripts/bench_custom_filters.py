@@ -12,6 +12,7 @@ filtered list within 2x the unfiltered time, with the same number of queries.
 
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -161,4 +162,10 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    finally:
+        if not os.environ.get("BENCH_FILTERS_DB"):
+            # A throwaway database (set BENCH_FILTERS_DB to keep and reuse one).
+            connection.close()
+            shutil.rmtree(Path(DB).parent, ignore_errors=True)
