@@ -116,27 +116,44 @@ class Column:
     has_more: bool = False
     count: int = 0
     total: Decimal = Decimal(0)
+    # The open deals among those shown: only they have a chance still to weigh.
+    open_count: int = 0
+    open_total: Decimal = Decimal(0)
 
     @property
     def weighted_total(self) -> Decimal | None:
-        if self.stage.probability is None:
+        """Open value times the stage's probability (won value is not a forecast)."""
+        if self.stage.probability is None or not self.open_count:
             return None
-        return (self.total * self.stage.probability / 100).quantize(Decimal("0.01"))
+        return (self.open_total * self.stage.probability / 100).quantize(Decimal("0.01"))
 
     @property
     def last_card(self) -> Opportunity | None:
         return self.cards[-1] if self.cards else None
 
 
-def stage_totals(queryset: QuerySet[Opportunity], stages) -> dict[int, tuple[int, Decimal]]:
-    """Count and value per stage for the filtered, visible queryset, in one query."""
+def stage_totals(queryset: QuerySet[Opportunity], stages) -> dict[int, dict]:
+    """Count and value per stage (all shown, and open only) for the filtered, visible
+    queryset, in one query that reads only the totals index."""
+    is_open = Q(status=Status.OPEN)
     rows = (
         queryset.filter(stage__in=[stage.pk for stage in stages])
         .order_by()
         .values("stage")
-        .annotate(count=Count("id"), total=Coalesce(Sum("value"), Decimal(0)))
+        .annotate(
+            count=Count("id"),
+            total=Coalesce(Sum("value"), Decimal(0)),
+            open_count=Count("id", filter=is_open),
+            open_total=Coalesce(Sum("value", filter=is_open), Decimal(0)),
+        )
     )
-    return {row["stage"]: (row["count"], row["total"]) for row in rows}
+    return {row.pop("stage"): row for row in rows}
+
+
+def header_columns(queryset: QuerySet[Opportunity], stages) -> list[Column]:
+    """Columns with their totals and no cards: what the column headers show."""
+    totals = stage_totals(queryset, stages)
+    return [Column(stage=stage, **totals.get(stage.pk, {})) for stage in stages]
 
 
 def column_page(
@@ -162,8 +179,9 @@ def board_columns(queryset: QuerySet[Opportunity], stages: list[Stage]) -> list[
     columns = {stage.pk: Column(stage=stage) for stage in stages}
     if not stages:
         return []
-    for stage_id, (count, total) in stage_totals(queryset, stages).items():
-        columns[stage_id].count, columns[stage_id].total = count, total
+    for stage_id, totals in stage_totals(queryset, stages).items():
+        for name, value in totals.items():
+            setattr(columns[stage_id], name, value)
 
     firsts = [
         Opportunity.objects.filter(

@@ -19,10 +19,10 @@ from opportunities.selectors import (
     Column,
     board_columns,
     column_page,
+    header_columns,
     opportunities_visible_to,
     pipelines_for_board,
     source_choices,
-    stage_totals,
     stages_of,
     with_card_fields,
 )
@@ -188,11 +188,7 @@ def _columns_html(
         columns = board_columns(filterset.qs, stages)
         partial = "#column"
     else:
-        totals = stage_totals(filterset.qs, all_stages if with_summary else stages)
-        every = []
-        for stage in all_stages:
-            count, total = totals.get(stage.pk, (0, Decimal(0)))
-            every.append(Column(stage=stage, count=count, total=total))
+        every = header_columns(filterset.qs, all_stages if with_summary else stages)
         columns = [column for column in every if column.stage.pk in stage_ids]
         partial = "#column_head"
         if with_summary:
@@ -294,13 +290,10 @@ def _drag_answer(request, pipeline, filterset, moved, stages, affected) -> HttpR
     by_id = {stage.pk: stage for stage in stages}
     if not affected <= by_id.keys():
         by_id = {stage.pk: stage for stage in stages_of(pipeline) if stage.pk in affected}
-    totals = stage_totals(filterset.qs, list(by_id.values()))
     context = _board_context(request, pipeline, filterset, [])
     context["oob"] = True
     html = []
-    for stage in by_id.values():
-        count, total = totals.get(stage.pk, (0, Decimal(0)))
-        column = Column(stage=stage, count=count, total=total)
+    for column in header_columns(filterset.qs, list(by_id.values())):
         html.append(render_to_string(BOARD + "#column_head", {**context, "column": column}))
     response = HttpResponse("".join(html))
     response["HX-Reswap"] = "none"

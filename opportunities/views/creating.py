@@ -21,10 +21,10 @@ from opportunities.forms_records import (
 from opportunities.models import Status
 from opportunities.selectors import (
     Column,
+    header_columns,
     opportunities_visible_to,
     pipelines_for_board,
     source_choices,
-    stage_totals,
     stages_of,
     with_card_fields,
 )
@@ -144,8 +144,7 @@ def _card_and_head(request, pipeline, stage, filterset, opportunity_id) -> str:
     html = ""
     if card is not None:
         html += render_to_string(f"{BOARD}#card", {**context, "card": card}, request)
-    count, total = stage_totals(queryset, [stage]).get(stage.pk, (0, 0))
-    column = Column(stage=stage, count=count, total=total)
+    (column,) = header_columns(queryset, [stage])
     return html + render_to_string(
         f"{BOARD}#column_head", {**context, "column": column, "oob": True}, request
     )

@@ -14,15 +14,13 @@ The answer always carries the new cursor in `X-Event-Cursor` and as the ETag. Ev
 comes from the database, so it works the same on any number of gunicorn workers.
 """
 
-from decimal import Decimal
-
 from django.http import HttpResponse, HttpResponseNotModified
 from django.shortcuts import get_object_or_404
 from django.utils.cache import patch_cache_control
 from django.utils.http import parse_etags, quote_etag
 from django.views.decorators.http import require_GET
 
-from opportunities.selectors import Column, stage_totals, stages_of
+from opportunities.selectors import header_columns, stages_of
 from opportunities.selectors_live import (
     changed_opportunity_ids,
     events_cursor,
@@ -74,11 +72,7 @@ def _changes(request, pipeline_id: int, cursor: int, newest: int) -> HttpRespons
     filterset = board_views.filtered(request, pipeline)
     placed = placed_cards(filterset.qs, ids)
     shown = {item.card.pk for item in placed}
-    totals = stage_totals(filterset.qs, stages)
-    columns = []
-    for stage in stages:
-        count, total = totals.get(stage.pk, (0, Decimal(0)))
-        columns.append(Column(stage=stage, count=count, total=total))
+    columns = header_columns(filterset.qs, stages)
     context = board_views.board_context(request, pipeline, filterset, stages)
     context |= {
         "oob": True,
