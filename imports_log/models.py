@@ -56,6 +56,9 @@ class ImportRun(models.Model):
     updated = models.PositiveIntegerField(default=0)
     unchanged = models.PositiveIntegerField(default=0)
     skipped = models.PositiveIntegerField(default=0)
+    # The mapping step's choices (column -> field, create/update, empty cells), set before
+    # the confirm; every chunk reads the file with them (opportunities.services.imports).
+    options = models.JSONField(default=dict, blank=True)
     # Set when the import stopped before its end (the data changed since the preview).
     outcome = models.CharField(max_length=200, blank=True)
 

@@ -12,7 +12,13 @@ Matching: a row with an `id` updates that opportunity (only if the importing use
 it); otherwise a row whose contact email and name match a visible opportunity updates it;
 otherwise the row creates an opportunity. Defaults for new rows follow HighLevel: the first
 open pipeline, its first stage, value 0, status Open; a lost reason alone means Lost.
-In updates an empty cell keeps the current value.
+In updates an empty cell keeps the current value (unless the options say otherwise).
+
+HighLevel's export headers ("Opportunity Name", "Lead Value", "Pipeline ID", "Followers",
+…) are recognised, and any column may be mapped to a field by hand (`ImportOptions`):
+custom fields (by name or key), tags ("a, b" or "a; b") and followers (full name, username
+or e-mail) are written in the chunk's transaction with bulk statements and recorded by
+`changes_record` like the row's own fields.
 """
 
 import contextlib
@@ -30,17 +36,27 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import connection, transaction
-from django.db.models import Max, Q
-from django.db.models.functions import Lower
+from django.db.models import Max, Q, Value
+from django.db.models.functions import Concat, Lower
 from django.utils import timezone
 
 from imports_log.models import ImportRun
 from opportunities import ranking
+from opportunities.custom_fields import columns_for, parse_date, parse_value, value_of
 from opportunities.exports import FORMULA_STARTS
-from opportunities.models import CLOSED_STATUSES, Contact, LostReason, Opportunity, Status
+from opportunities.models import (
+    CLOSED_STATUSES,
+    Contact,
+    CustomField,
+    CustomFieldValue,
+    LostReason,
+    Opportunity,
+    Status,
+)
 from opportunities.selectors import can_view_all, opportunities_visible_to
 from opportunities.services.access import ensure_permission
-from opportunities.services.changes import changes_record, snapshot
+from opportunities.services.changes import CUSTOM_PREFIX, changes_record, snapshot
+from opportunities.services.related import MAX_FOLLOWERS, clean_tag_names, tags_resolve
 from pipelines.models import Pipeline, Stage
 
 MAX_ROWS = 50_000
@@ -78,7 +94,54 @@ HEADERS = {
     "assigned_to": "owner",
     "source": "source",
     "lost_reason": "lost_reason",
+    # HighLevel's spellings (its export and the files its users prepare).
+    "pipeline_name": "pipeline",
+    "pipeline_id": "pipeline",
+    "pipeline_name_or_id": "pipeline",
+    "stage_name": "stage",
+    "stage_id": "stage",
+    "stage_name_or_id": "stage",
+    "pipeline_stage": "stage",
+    "pipeline_stage_id": "stage",
+    "opportunity_value": "value",
+    "lead_value": "value",
+    "monetary_value": "value",
+    "opportunity_owner": "owner",
+    "owner_name": "owner",
+    "assigned_user": "owner",
+    "followers": "followers",
+    "follower": "followers",
+    "company_name": "company",
+    "business_name": "company",
+    "tags": "tags",
+    "tag": "tags",
+    "expected_close_date": "expected_close_date",
+    "close_date": "expected_close_date",
+    "expected_close": "expected_close_date",
+    "opportunity_status": "status",
+    "opportunity_source": "source",
+    "lost_reason_name": "lost_reason",
 }
+# What a column can be mapped to in the mapping step, in the order the <select> lists them.
+FIELD_LABELS = {
+    "id": "Opportunity ID",
+    "name": "Opportunity name",
+    "pipeline": "Pipeline (name or ID)",
+    "stage": "Stage (name or ID)",
+    "value": "Value",
+    "status": "Status",
+    "lost_reason": "Lost reason",
+    "owner": "Owner",
+    "followers": "Followers",
+    "source": "Source",
+    "expected_close_date": "Expected close date",
+    "tags": "Tags",
+    "contact_name": "Contact name",
+    "contact_email": "Contact email",
+    "contact_phone": "Contact phone",
+    "company": "Company",
+}
+MODES = {"both": "Create and update", "create": "Create", "update": "Update"}
 # Written by the export, meaningless to import: skipped without a warning.
 EXPORT_ONLY = {"created", "closed", "days_open"}
 # The fields a file sets directly, checked with the model fields' own validators (lengths,
@@ -91,8 +154,84 @@ _STATUS_BY_TEXT = {
 }
 
 
+@dataclass
+class ImportOptions:
+    """The mapping step's choices: {column index: field ("" = don't import)} (None: as
+    suggested from the headers), which rows to write, and whether an empty cell clears."""
+
+    mapping: dict[str, str] | None = None
+    mode: str = "both"
+    keep_when_empty: bool = True
+
+    def as_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data) -> "ImportOptions":
+        data = data if isinstance(data, dict) else {}
+        mapping = data.get("mapping")
+        return cls(
+            mapping={str(k): str(v) for k, v in mapping.items()}
+            if isinstance(mapping, dict)
+            else None,
+            mode=data.get("mode") if data.get("mode") in MODES else "both",
+            keep_when_empty=bool(data.get("keep_when_empty", True)),
+        )
+
+
+DEFAULT_OPTIONS = ImportOptions()
+
+
+def field_choices(custom_fields) -> list[tuple[str, str]]:
+    """(target, label) of everything a column can be mapped to."""
+    choices = list(FIELD_LABELS.items())
+    choices += [(CUSTOM_PREFIX + f.key, f"Custom field: {f.name}") for f in custom_fields]
+    return choices
+
+
+def suggest_target(header: str, custom_fields) -> str:
+    """The field a header names ("" when none): our and HighLevel's names, custom fields by
+    name or key."""
+    key = _header_key(header)
+    if key in HEADERS:
+        return HEADERS[key]
+    for custom in custom_fields:
+        if key in (_header_key(custom.name), _header_key(custom.key)):
+            return CUSTOM_PREFIX + custom.key
+    return ""
+
+
+def read_headers(text: str) -> list[str]:
+    """The header row's cells, as written."""
+    try:
+        reader = csv.reader(io.StringIO(text, newline=""))
+        return [header.strip().lstrip("\ufeff") for header in next(reader, [])]
+    except csv.Error as exc:
+        raise ImportFileError(f"This is not a readable CSV file ({exc}).") from exc
+
+
+def column_targets(headers, custom_fields, options: ImportOptions) -> list[str]:
+    """The field each column goes to ("" = not imported); a field takes one column."""
+    allowed = {target for target, _ in field_choices(custom_fields)}
+    targets, taken = [], set()
+    for index, header in enumerate(headers):
+        if options.mapping is not None:
+            target = options.mapping.get(str(index), "")
+        else:
+            target = suggest_target(header, custom_fields)
+        if target not in allowed or target in taken:
+            target = ""
+        taken.add(target)
+        targets.append(target)
+    return targets
+
+
 class ImportFileError(Exception):
     """The file as a whole cannot be read; no row was looked at."""
+
+
+class ImportMappingError(ImportFileError):
+    """No column is mapped to the name (nor the id): the mapping step can still fix it."""
 
 
 class ImportChanged(Exception):
@@ -122,6 +261,13 @@ class PlannedRow:
     old_status: str = ""
     # The tracked values before the import (None for a new opportunity).
     before: dict | None = None
+    # Tags (names), followers (users) and custom values ({CustomField: (value, stored row
+    # or None)}) to set; None: left as they are.
+    tags: list[str] | None = None
+    followers: list | None = None
+    custom: dict = field(default_factory=dict)
+    # {attr: (old, new)} for changes_record: tags, followers, "custom:<key>".
+    extra: dict = field(default_factory=dict)
 
     @property
     def stage_changed(self) -> bool:
@@ -137,6 +283,11 @@ class ImportPlan:
     rows: list[PlannedRow] = field(default_factory=list)
     errors: list[RowError] = field(default_factory=list)
     ignored_columns: list[str] = field(default_factory=list)
+    # [(header, target)] and the active custom fields, for the mapping step.
+    columns: list[tuple[str, str]] = field(default_factory=list)
+    custom_fields: list = field(default_factory=list)
+    # Why nothing can be planned with this mapping (the mapping step shows it).
+    problem: str = ""
 
     @property
     def creates(self) -> int:
@@ -195,8 +346,12 @@ def _header_key(header: str) -> str:
     return "_".join(header.strip().lstrip("\ufeff").lower().replace("-", " ").split())
 
 
-def read_rows(text: str) -> tuple[list[tuple[int, dict[str, str]]], list[str]]:
+def read_rows(
+    text: str, custom_fields=(), options: ImportOptions = DEFAULT_OPTIONS
+) -> tuple[list[tuple[int, dict[str, str]]], list[str]]:
     """(line, {field: cell}) for each data row, and the columns that will be ignored.
+
+    Columns go to the fields `options.mapping` names, else to those their headers suggest.
 
     One streaming pass: the row cap stops the reading as soon as the file goes past it.
     Lines are numbered as an editor numbers them (empty lines and cells spanning lines
@@ -210,16 +365,20 @@ def read_rows(text: str) -> tuple[list[tuple[int, dict[str, str]]], list[str]]:
         headers = next(reader, [])
         columns: dict[int, str] = {}
         ignored = []
-        for index, header in enumerate(headers):
+        for index, (header, target) in enumerate(
+            zip(headers, column_targets(headers, custom_fields, options), strict=True)
+        ):
             key = _header_key(header)
-            if key in HEADERS and HEADERS[key] not in columns.values():
-                columns[index] = HEADERS[key]
+            if target:
+                columns[index] = target
             elif key and key not in EXPORT_ONLY:
                 ignored.append(header.strip())
         if not any(header.strip() for header in headers):
             raise ImportFileError("The file is empty; the first line must name the columns.")
         if "name" not in columns.values() and "id" not in columns.values():
-            raise ImportFileError("The file needs a “name” column (or an “id” column for updates).")
+            raise ImportMappingError(
+                "The file needs a “name” column (or an “id” column for updates)."
+            )
         rows = []
         previous_end = reader.line_num
         for record in reader:
@@ -259,7 +418,9 @@ def _chunks(items: list, size: int = LOOKUP_CHUNK):
 
 
 def _parse_value(text: str) -> Decimal:
-    cleaned = text.replace(",", "").replace("$", "").replace("€", "").replace("£", "").strip()
+    cleaned = text.upper().removeprefix("USD").removesuffix("USD")
+    for sign in (",", "$", "€", "£", " ", "\u00a0"):
+        cleaned = cleaned.replace(sign, "")
     try:
         value = Decimal(cleaned)
     except InvalidOperation as exc:
@@ -294,6 +455,19 @@ class _Setup:
         for pipeline_stages in self.stages.values():
             for stage in pipeline_stages:
                 self.stage_by_name.setdefault((stage.pipeline_id, stage.name.lower()), stage)
+        self.custom_fields = list(
+            CustomField.objects.filter(is_active=True).prefetch_related("pipelines")
+        )
+        self.custom_by_key = {custom.key: custom for custom in self.custom_fields}
+        self.custom_pipelines = {
+            custom.pk: {p.pk for p in custom.pipelines.all()} for custom in self.custom_fields
+        }
+
+
+def _split_list(text: str) -> list[str]:
+    """Tags or followers: "a, b" or "a; b" (a semicolon anywhere means semicolons)."""
+    separator = ";" if ";" in text else ","
+    return [part.strip() for part in text.split(separator) if part.strip()]
 
 
 class _Lookups:
@@ -315,14 +489,24 @@ class _Lookups:
         self.stage_by_name = setup.stage_by_name
 
         self.users = {}
-        owners = sorted({cells["owner"].lower() for _, cells in rows if cells.get("owner")})
-        users = get_user_model().objects.filter(is_active=True)
-        users = users.annotate(lower_name=Lower("username"), lower_email=Lower("email"))
-        for chunk in _chunks(owners):
-            for found in users.filter(Q(lower_name__in=chunk) | Q(lower_email__in=chunk)):
-                self.users.setdefault(found.lower_name, found)
-                if found.lower_email:
-                    self.users.setdefault(found.lower_email, found)
+        owners = {cells["owner"].lower() for _, cells in rows if cells.get("owner")}
+        for _, cells in rows:
+            if cells.get("followers"):
+                owners.update(name.lower() for name in _split_list(cells["followers"]))
+        users = get_user_model().objects.filter(is_active=True).order_by("id")
+        users = users.annotate(
+            lower_name=Lower("username"),
+            lower_email=Lower("email"),
+            lower_full=Lower(Concat("first_name", Value(" "), "last_name")),
+        )
+        for chunk in _chunks(sorted(owners)):
+            found_users = users.filter(
+                Q(lower_name__in=chunk) | Q(lower_email__in=chunk) | Q(lower_full__in=chunk)
+            )
+            for found in found_users:
+                for name in (found.lower_name, found.lower_email, found.lower_full.strip()):
+                    if name:
+                        self.users.setdefault(name, found)
 
         emails = sorted(
             {cells["contact_email"].lower() for _, cells in rows if cells.get("contact_email")}
@@ -355,6 +539,36 @@ class _Lookups:
                 key = (opportunity.lower_email, opportunity.name.strip().lower())
                 self.by_email_name[key].append(opportunity)
 
+        # What the matched opportunities hold beside their row, for the columns present.
+        present = set(rows[0][1]) if rows else set()
+        matched = sorted(
+            {o.pk for o in self.by_id.values()}
+            | {o.pk for found in self.by_email_name.values() for o in found}
+        )
+        self.tags_of: dict[int, list[str]] = defaultdict(list)
+        self.followers_of: dict[int, list[int]] = defaultdict(list)
+        self.custom_of: dict[int, dict[int, CustomFieldValue]] = defaultdict(dict)
+        custom_ids = [
+            setup.custom_by_key[t.removeprefix(CUSTOM_PREFIX)].pk
+            for t in present
+            if t.startswith(CUSTOM_PREFIX) and t.removeprefix(CUSTOM_PREFIX) in setup.custom_by_key
+        ]
+        for chunk in _chunks(matched):
+            if "tags" in present:
+                through = Opportunity.tags.through.objects.filter(opportunity_id__in=chunk)
+                for pk, name in through.values_list("opportunity_id", "tag__name"):
+                    self.tags_of[pk].append(name)
+            if "followers" in present:
+                through = Opportunity.followers.through.objects.filter(opportunity_id__in=chunk)
+                for pk, user_id in through.values_list("opportunity_id", "user_id"):
+                    self.followers_of[pk].append(user_id)
+            if custom_ids:
+                stored = CustomFieldValue.objects.filter(
+                    opportunity_id__in=chunk, field_id__in=custom_ids
+                ).select_related("field")
+                for row in stored:
+                    self.custom_of[row.opportunity_id][row.field_id] = row
+
         # Contacts this import would create, one per new email, shared by its rows.
         self.new_contacts: dict[str, Contact] = {}
         self.email_is_valid: dict[str, bool] = {}
@@ -377,7 +591,14 @@ class _Lookups:
         return stages[0] if stages else None
 
 
-def _plan_row(line: int, cells: dict[str, str], lookups: _Lookups, user, now) -> PlannedRow:
+def _plan_row(
+    line: int,
+    cells: dict[str, str],
+    lookups: _Lookups,
+    user,
+    now,
+    options: ImportOptions = DEFAULT_OPTIONS,
+) -> PlannedRow:
     """What one row would do; raises ValidationError with every reason it cannot be imported."""
     reasons: list[str] = []
     existing: Opportunity | None = None
@@ -400,8 +621,17 @@ def _plan_row(line: int, cells: dict[str, str], lookups: _Lookups, user, now) ->
             )
         elif matches:
             existing = matches[0]
+    if not reasons and existing is not None and options.mode == "create":
+        reasons.append(f"this row is opportunity #{existing.pk}, and the import only creates")
+    elif not reasons and existing is None and options.mode == "update":
+        reasons.append("no opportunity matches this row (by id, or contact email and name)")
     if reasons:
         raise ValidationError(reasons)
+    # An empty cell clears the value only in updates whose options say so.
+    clears = existing is not None and not options.keep_when_empty
+
+    def emptied(name: str) -> bool:
+        return clears and name in cells and not cells[name]
 
     is_new = existing is None
     if is_new:
@@ -427,9 +657,13 @@ def _plan_row(line: int, cells: dict[str, str], lookups: _Lookups, user, now) ->
     elif is_new:
         reasons.append("name is missing")
 
-    pipeline = (
-        lookups.pipelines.get(cells.get("pipeline", "").lower()) if cells.get("pipeline") else None
-    )
+    pipeline = _pipeline_named(lookups, cells.get("pipeline", ""))
+    stage_by_id = None
+    if cells.get("stage", "").isdigit():
+        stage_by_id = lookups.stages_by_id.get(int(cells["stage"]))
+        if stage_by_id is not None and pipeline is None and not cells.get("pipeline"):
+            # A stage id names its pipeline.
+            pipeline = lookups.pipelines_by_id[stage_by_id.pipeline_id]
     if cells.get("pipeline") and pipeline is None:
         reasons.append(f"there is no pipeline “{cells['pipeline']}”")
     elif pipeline is None and is_new:
@@ -446,6 +680,8 @@ def _plan_row(line: int, cells: dict[str, str], lookups: _Lookups, user, now) ->
     if target_pipeline is not None:
         if cells.get("stage"):
             stage = lookups.stage_named(target_pipeline, cells["stage"])
+            if stage is None and stage_by_id and stage_by_id.pipeline_id == target_pipeline.pk:
+                stage = stage_by_id
             if stage is None:
                 reasons.append(f"there is no stage “{cells['stage']}” in “{target_pipeline.name}”")
         elif is_new or target_pipeline.pk != existing.pipeline_id:
@@ -461,6 +697,26 @@ def _plan_row(line: int, cells: dict[str, str], lookups: _Lookups, user, now) ->
             opportunity.value = _parse_value(cells["value"])
         except ValueError as exc:
             reasons.append(str(exc))
+    elif emptied("value"):
+        opportunity.value = Decimal(0)
+
+    if cells.get("expected_close_date"):
+        close_date = parse_date(cells["expected_close_date"])
+        if close_date is None:
+            reasons.append(
+                f"close date “{cells['expected_close_date'][:40]}” is not a date "
+                "like 12/31/2026 or 2026-12-31"
+            )
+        else:
+            if (
+                not is_new
+                and existing.expected_close_date
+                and close_date > existing.expected_close_date
+            ):
+                opportunity.close_date_slips = existing.close_date_slips + 1
+            opportunity.expected_close_date = close_date
+    elif emptied("expected_close_date"):
+        opportunity.expected_close_date = None
 
     status = None
     if cells.get("status"):
@@ -495,8 +751,11 @@ def _plan_row(line: int, cells: dict[str, str], lookups: _Lookups, user, now) ->
             reasons.append(f"there is no active user “{cells['owner']}”")
         else:
             opportunity.assigned_to = owner
+    elif emptied("owner") and can_view_all(user):
+        # Only someone who sees every deal may leave one without an owner.
+        opportunity.assigned_to = None
 
-    if "source" in cells and (cells["source"] or is_new):
+    if "source" in cells and (cells["source"] or is_new or clears):
         opportunity.source = cells["source"]
 
     planned = PlannedRow(line=line, opportunity=opportunity, is_new=is_new)
@@ -525,6 +784,8 @@ def _plan_row(line: int, cells: dict[str, str], lookups: _Lookups, user, now) ->
             company=cells.get("company", ""),
         )
 
+    _plan_related(planned, cells, lookups, existing, emptied, reasons)
+
     reasons.extend(_field_errors(opportunity, OPPORTUNITY_CELLS))
     if planned.new_contact is not None:
         reasons.extend(_field_errors(planned.new_contact, CONTACT_CELLS, prefix="contact "))
@@ -533,8 +794,79 @@ def _plan_row(line: int, cells: dict[str, str], lookups: _Lookups, user, now) ->
 
     if not is_new:
         planned.before = before
-        planned.changed = planned.new_contact is not None or snapshot(opportunity) != before
+        planned.changed = (
+            planned.new_contact is not None
+            or snapshot(opportunity) != before
+            or any(old != new for old, new in planned.extra.values())
+        )
     return planned
+
+
+def _pipeline_named(lookups: _Lookups, text: str) -> Pipeline | None:
+    if not text:
+        return None
+    found = lookups.pipelines.get(text.lower())
+    if found is None and text.isdigit():
+        found = lookups.pipelines_by_id.get(int(text))
+    return found
+
+
+def _plan_related(planned: PlannedRow, cells, lookups: _Lookups, existing, emptied, reasons):
+    """Tags, followers and custom values of the row: parsed, checked, compared."""
+    pk = existing.pk if existing is not None else None
+    if cells.get("tags") or emptied("tags"):
+        try:
+            planned.tags = clean_tag_names(_split_list(cells["tags"]))
+        except ValidationError as exc:
+            reasons.extend(exc.messages)
+        else:
+            old = sorted(lookups.tags_of.get(pk, []), key=str.lower)
+            new = sorted(planned.tags, key=str.lower)
+            if [n.lower() for n in old] == [n.lower() for n in new]:
+                planned.tags = None  # the same tags: nothing to write
+            else:
+                planned.extra["tags"] = (old, new)
+
+    if cells.get("followers") or emptied("followers"):
+        followers, unknown = {}, []
+        for name in _split_list(cells["followers"]):
+            user = lookups.users.get(name.lower())
+            if user is None:
+                unknown.append(name)
+            else:
+                followers[user.pk] = user
+        if unknown:
+            reasons.append(f"there is no active user “{unknown[0][:50]}” to follow")
+        elif len(followers) > MAX_FOLLOWERS:
+            reasons.append(f"at most {MAX_FOLLOWERS} followers per opportunity")
+        else:
+            old = sorted(lookups.followers_of.get(pk, []))
+            if old != sorted(followers):
+                planned.followers = list(followers.values())
+                planned.extra["followers"] = (old, sorted(followers))
+
+    pipeline_id = planned.opportunity.pipeline_id
+    for target, cell in cells.items():
+        if not target.startswith(CUSTOM_PREFIX) or not (cell or emptied(target)):
+            continue
+        custom = lookups.setup.custom_by_key.get(target.removeprefix(CUSTOM_PREFIX))
+        if custom is None:
+            continue
+        only = lookups.setup.custom_pipelines[custom.pk]
+        if only and pipeline_id not in only:
+            if cell:
+                reasons.append(f"{custom.name} is not a field of this opportunity's pipeline")
+            continue
+        try:
+            value = parse_value(custom, cell)
+        except ValidationError as exc:
+            reasons.extend(exc.messages)
+            continue
+        stored = lookups.custom_of.get(pk, {}).get(custom.pk)
+        old = value_of(stored) if stored is not None else None
+        if old != value:
+            planned.custom[custom] = (value, stored)
+            planned.extra[target] = (old, value)
 
 
 def _field_errors(instance, fields, *, prefix: str = "") -> list[str]:
@@ -550,7 +882,14 @@ def _field_errors(instance, fields, *, prefix: str = "") -> list[str]:
     return errors
 
 
-def _plan_rows(rows, user, lookups: _Lookups, plan: ImportPlan, skip_lines=frozenset()):
+def _plan_rows(
+    rows,
+    user,
+    lookups: _Lookups,
+    plan: ImportPlan,
+    skip_lines=frozenset(),
+    options: ImportOptions = DEFAULT_OPTIONS,
+):
     seen: dict[int, int] = {}
     now = timezone.now()
     for line, cells in rows:
@@ -560,7 +899,7 @@ def _plan_rows(rows, user, lookups: _Lookups, plan: ImportPlan, skip_lines=froze
             plan.errors.append(RowError(line=line, name=cells.get("name", ""), reasons=[]))
             continue
         try:
-            planned = _plan_row(line, cells, lookups, user, now)
+            planned = _plan_row(line, cells, lookups, user, now, options)
         except ValidationError as exc:
             plan.errors.append(
                 RowError(line=line, name=cells.get("name", ""), reasons=exc.messages)
@@ -581,11 +920,21 @@ def _plan_rows(rows, user, lookups: _Lookups, plan: ImportPlan, skip_lines=froze
     return plan
 
 
-def import_plan(*, text: str, user) -> ImportPlan:
+def import_plan(
+    *, text: str, user, options: ImportOptions = DEFAULT_OPTIONS, setup: "_Setup | None" = None
+) -> ImportPlan:
     """Validate every row of the file and say what importing it would do. Writes nothing."""
-    rows, ignored = read_rows(text)
-    lookups = _Lookups(rows, user, lock=False, setup=_Setup())
-    return _plan_rows(rows, user, lookups, ImportPlan(ignored_columns=ignored))
+    setup = setup or _Setup()
+    rows, ignored = read_rows(text, setup.custom_fields, options)
+    lookups = _Lookups(rows, user, lock=False, setup=setup)
+    headers = read_headers(text)
+    targets = column_targets(headers, setup.custom_fields, options)
+    plan = ImportPlan(
+        ignored_columns=ignored,
+        columns=list(zip(headers, targets, strict=True)),
+        custom_fields=setup.custom_fields,
+    )
+    return _plan_rows(rows, user, lookups, plan, options=options)
 
 
 def keys_after(last: str | None, count: int) -> list[str]:
@@ -681,13 +1030,67 @@ def _write(plan: ImportPlan, user) -> ImportResult:
     Opportunity.objects.bulk_update(
         [row.opportunity for row in updated], UPDATED_FIELDS, batch_size=BATCH_SIZE
     )
+    _write_related(changed)
     # One history row per tracked field that changed and the events, in a few statements.
-    changes_record(user=user, items=[(row.before, row.opportunity) for row in changed], at=now)
+    changes_record(
+        user=user, items=[(row.before, row.opportunity, row.extra) for row in changed], at=now
+    )
     return ImportResult(
         created=len(created),
         updated=len(updated),
         unchanged=plan.unchanged,
         skipped=len(plan.errors),
+    )
+
+
+def _write_related(rows: list[PlannedRow]) -> None:
+    """Tags, followers and custom values of the written rows, in bulk statements."""
+    tagged = [row for row in rows if row.tags is not None]
+    if tagged:
+        names = {name.lower(): name for row in tagged for name in row.tags}
+        tags = {tag.name.lower(): tag for tag in tags_resolve(list(names.values()))}
+        through = Opportunity.tags.through
+        through.objects.filter(opportunity_id__in=[r.opportunity.pk for r in tagged]).delete()
+        through.objects.bulk_create(
+            [
+                through(opportunity_id=row.opportunity.pk, tag_id=tags[name.lower()].pk)
+                for row in tagged
+                for name in row.tags
+            ],
+            batch_size=BATCH_SIZE,
+        )
+    followed = [row for row in rows if row.followers is not None]
+    if followed:
+        through = Opportunity.followers.through
+        through.objects.filter(opportunity_id__in=[r.opportunity.pk for r in followed]).delete()
+        through.objects.bulk_create(
+            [
+                through(opportunity_id=row.opportunity.pk, user_id=user.pk)
+                for row in followed
+                for user in row.followers
+            ],
+            batch_size=BATCH_SIZE,
+        )
+    creates, updates, clears = [], [], []
+    for row in rows:
+        for custom, (value, stored) in row.custom.items():
+            if stored is None:
+                if value is not None:
+                    columns = columns_for(custom, value)
+                    creates.append(
+                        CustomFieldValue(opportunity_id=row.opportunity.pk, field=custom, **columns)
+                    )
+            elif value is None:
+                clears.append(stored.pk)
+            else:
+                for name, column_value in columns_for(custom, value).items():
+                    setattr(stored, name, column_value)
+                updates.append(stored)
+    for chunk in _chunks(clears):
+        CustomFieldValue.objects.filter(pk__in=chunk).delete()
+    CustomFieldValue.objects.bulk_create(creates, batch_size=BATCH_SIZE)
+    CustomFieldValue.objects.bulk_update(
+        updates, ["text", "number", "date", "flag"], batch_size=BATCH_SIZE
     )
 
 
@@ -705,6 +1108,8 @@ UPDATED_FIELDS = [
     "stage_entered_at",
     "status_changed_at",
     "closed_at",
+    "expected_close_date",
+    "close_date_slips",
     "updated_at",
     "version",
 ]
@@ -725,7 +1130,14 @@ def _versions_hold(plan: ImportPlan) -> bool:
 
 
 def _apply_chunk(
-    rows, *, user, setup: _Setup, skip_lines, matchable_before, inside=None
+    rows,
+    *,
+    user,
+    setup: _Setup,
+    skip_lines,
+    matchable_before,
+    inside=None,
+    options: ImportOptions = DEFAULT_OPTIONS,
 ) -> ImportResult:
     """Plan `rows`, then write them in one short transaction; `inside(result)` joins it.
 
@@ -737,7 +1149,7 @@ def _apply_chunk(
 
     def planned(lock: bool) -> ImportPlan:
         lookups = _Lookups(rows, user, lock=lock, setup=setup, matchable_before=matchable_before)
-        return _plan_rows(rows, user, lookups, ImportPlan(), skip_lines)
+        return _plan_rows(rows, user, lookups, ImportPlan(), skip_lines, options)
 
     plan = planned(lock=False)
     with transaction.atomic():
@@ -757,7 +1169,12 @@ def _pause_for_other_writers() -> None:
 
 
 def import_apply(
-    *, text: str, user, expected: str | None = None, chunk_size: int | None = None
+    *,
+    text: str,
+    user,
+    expected: str | None = None,
+    chunk_size: int | None = None,
+    options: ImportOptions = DEFAULT_OPTIONS,
 ) -> ImportResult:
     """Write the good rows of the file; rows with errors are skipped, as the preview said.
 
@@ -772,14 +1189,15 @@ def import_apply(
     each created or changed opportunity (changes_record), in the chunk's transaction.
     """
     ensure_permission(user, "import_opportunities", NOT_ALLOWED)
-    rows, ignored = read_rows(text)
     setup = _Setup()
+    rows, ignored = read_rows(text, setup.custom_fields, options)
     started = timezone.now()
     plan = _plan_rows(
         rows,
         user,
         _Lookups(rows, user, lock=False, setup=setup),
         ImportPlan(ignored_columns=ignored),
+        options=options,
     )
     if expected is not None and plan.fingerprint != expected:
         raise ImportChanged(plan.fingerprint)
@@ -795,6 +1213,7 @@ def import_apply(
             setup=setup,
             skip_lines=skip_lines,
             matchable_before=started,
+            options=options,
         )
         total = total + result
     return total
@@ -812,16 +1231,54 @@ RUN_KEEP = timedelta(days=1)
 NOT_ALLOWED = "You are not allowed to import opportunities."
 
 
-def import_prepare(*, text: str, filename: str, user) -> tuple[ImportPlan, ImportRun]:
+def import_prepare(
+    *, text: str, filename: str, user, options: ImportOptions | None = None
+) -> tuple[ImportPlan, ImportRun]:
     """Plan the file and keep it for the confirm; the run's id is the preview's token.
 
     Runs older than a day are removed here, so abandoned previews do not pile up.
     """
     ensure_permission(user, "import_opportunities", NOT_ALLOWED)
-    plan = import_plan(text=text, user=user)
+    options = options or DEFAULT_OPTIONS
+    plan = _plan_for_mapping(text=text, user=user, options=options)
     ImportRun.objects.filter(created_at__lt=timezone.now() - RUN_KEEP).delete()
-    run = ImportRun.objects.create(user=user, filename=filename[:255], text=text)
+    run = ImportRun.objects.create(
+        user=user, filename=filename[:255], text=text, options=options.as_json()
+    )
     return plan, run
+
+
+def import_remap(*, run_id, user, options: ImportOptions) -> tuple[ImportPlan, ImportRun]:
+    """Keep the mapping step's choices on a previewed (unconfirmed) run and plan again.
+
+    Invariant: a confirmed run's choices never change; the confirm and every chunk plan
+    with the choices stored here.
+    """
+    ensure_permission(user, "import_opportunities", NOT_ALLOWED)
+    run = ImportRun.objects.get(pk=run_id, user=user, confirmed_at__isnull=True)
+    plan = _plan_for_mapping(text=run.text, user=user, options=options)
+    run.options = options.as_json()
+    ImportRun.objects.filter(pk=run.pk, confirmed_at__isnull=True).update(options=run.options)
+    return plan, run
+
+
+def _plan_for_mapping(*, text: str, user, options: ImportOptions) -> ImportPlan:
+    """The plan, or, when no column is mapped to the name, the columns and the problem."""
+    setup = _Setup()
+    try:
+        return import_plan(text=text, user=user, options=options, setup=setup)
+    except ImportMappingError as exc:
+        headers = read_headers(text)
+        targets = column_targets(headers, setup.custom_fields, options)
+        return ImportPlan(
+            columns=list(zip(headers, targets, strict=True)),
+            custom_fields=setup.custom_fields,
+            problem=str(exc),
+        )
+
+
+def run_options(run: ImportRun) -> ImportOptions:
+    return ImportOptions.from_json(run.options)
 
 
 def import_confirm(*, run_id, user, fingerprint: str) -> ImportRun:
@@ -837,15 +1294,16 @@ def import_confirm(*, run_id, user, fingerprint: str) -> ImportRun:
             raise ImportAlreadyConfirmed(run_id)
         raise ImportRun.DoesNotExist(run_id)
     run = ImportRun.objects.get(pk=run_id)
+    setup = _Setup()
     try:
-        plan = import_plan(text=run.text, user=user)
+        plan = import_plan(text=run.text, user=user, options=run_options(run), setup=setup)
     except ImportFileError as exc:
         ImportRun.objects.close(run.pk, str(exc))
         raise
     if plan.fingerprint != fingerprint:
         ImportRun.objects.close(run.pk, "The data changed since the preview.")
         raise ImportChanged(plan.fingerprint)
-    rows = _run_rows(run)
+    rows = _run_rows(run, setup)
     run.skip_lines = [error.line for error in plan.errors]
     run.rows_total = len(rows)
     ImportRun.objects.planned(run.pk, skip_lines=run.skip_lines, rows_total=run.rows_total)
@@ -866,8 +1324,9 @@ def import_continue(
         raise ImportRun.DoesNotExist(run.pk)
     if run.finished_at is not None:
         return run
-    rows = _run_rows(run)
     setup = _Setup()
+    rows = _run_rows(run, setup)
+    options = run_options(run)
     skip_lines = frozenset(run.skip_lines)
     chunk_size = chunk_size or BATCH_SIZE
     deadline = None if seconds is None else time.monotonic() + seconds
@@ -898,6 +1357,7 @@ def import_continue(
                 skip_lines=skip_lines,
                 matchable_before=run.confirmed_at,
                 inside=advance,
+                options=options,
             )
         run.refresh_from_db(fields=PROGRESS_FIELDS)
         if run.finished_at is not None:
@@ -912,10 +1372,11 @@ PROGRESS_FIELDS = ["rows_done", "created", "updated", "unchanged", "skipped", "f
 _parsed_runs: dict = {}
 
 
-def _run_rows(run: ImportRun) -> list:
+def _run_rows(run: ImportRun, setup: _Setup) -> list:
+    # The run's choices are fixed once it is confirmed, so its id names its rows.
     rows = _parsed_runs.get(run.pk)
     if rows is None:
-        rows, _ = read_rows(run.text)
+        rows, _ = read_rows(run.text, setup.custom_fields, run_options(run))
         _parsed_runs.clear()
         _parsed_runs[run.pk] = rows
     return rows

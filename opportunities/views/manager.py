@@ -36,13 +36,18 @@ from opportunities.reports import (
 from opportunities.selectors import opportunities_visible_to
 from opportunities.services.bulk import ACTION_CHOICES
 from opportunities.services.imports import (
+    MODES,
     ImportAlreadyConfirmed,
     ImportChanged,
     ImportFileError,
+    ImportOptions,
     decode_upload,
+    field_choices,
     import_confirm,
     import_continue,
     import_prepare,
+    import_remap,
+    run_options,
 )
 
 LIST = "opportunities/list.html"
@@ -198,9 +203,8 @@ class ImportUploadForm(forms.Form):
         return upload
 
 
-class ImportConfirmForm(forms.Form):
+class ImportTokenForm(forms.Form):
     token = forms.CharField(widget=forms.HiddenInput)
-    fingerprint = forms.CharField(widget=forms.HiddenInput)
 
     def clean_token(self):
         try:
@@ -222,27 +226,86 @@ class ImportConfirmForm(forms.Form):
         return self.cleaned_data["token"]
 
 
-def _preview(request, text: str, filename: str, *, notice: str = ""):
-    try:
-        plan, run = import_prepare(text=text, filename=filename, user=request.user)
-    except ImportFileError as exc:
-        form = ImportUploadForm()
-        return render(request, IMPORT, {"nav": "list", "form": form, "file_error": str(exc)})
-    # The file waits on the server (ImportRun); the confirm carries only its signed id, a
+class ImportConfirmForm(ImportTokenForm):
+    fingerprint = forms.CharField(widget=forms.HiddenInput)
+
+
+# Columns a mapping form may name (col_0 … col_N): more would be a forged form.
+MAX_MAPPED_COLUMNS = 500
+
+
+class ImportMappingForm(ImportTokenForm):
+    """The mapping step: a field per column (col_<index>), the mode, empty cells."""
+
+    mode = forms.ChoiceField(choices=list(MODES.items()))
+    keep_when_empty = forms.BooleanField(required=False)
+
+    def options(self) -> ImportOptions:
+        mapping = {}
+        for name, value in self.data.items():
+            index = name.removeprefix("col_")
+            if name.startswith("col_") and index.isdigit() and int(index) < MAX_MAPPED_COLUMNS:
+                mapping[str(int(index))] = str(value)[:120]
+        return ImportOptions(
+            mapping=mapping,
+            mode=self.cleaned_data["mode"],
+            keep_when_empty=self.cleaned_data["keep_when_empty"],
+        )
+
+
+def _render_preview(request, plan, run, *, notice: str = ""):
+    # The file waits on the server (ImportRun); the forms carry only its signed id, a
     # few bytes whatever the file's size, and any worker can take it.
     token = signing.dumps(str(run.pk), salt=IMPORT_SALT)
+    options = run_options(run)
+    choices = field_choices(plan.custom_fields)
     return render(
         request,
         IMPORT,
         {
             "nav": "list",
             "plan": plan,
-            "filename": filename,
+            "filename": run.filename,
             "notice": notice,
             "sample": plan.rows[:PREVIEW_ROWS],
+            "token": token,
+            "columns": [
+                {"index": index, "header": header, "target": target}
+                for index, (header, target) in enumerate(plan.columns)
+            ],
+            "field_choices": choices,
+            "modes": list(MODES.items()),
+            "options": options,
             "confirm": ImportConfirmForm(initial={"token": token, "fingerprint": plan.fingerprint}),
         },
     )
+
+
+def _preview(request, text: str, filename: str, *, notice: str = "", options=None):
+    try:
+        plan, run = import_prepare(text=text, filename=filename, user=request.user, options=options)
+    except ImportFileError as exc:
+        form = ImportUploadForm()
+        return render(request, IMPORT, {"nav": "list", "form": form, "file_error": str(exc)})
+    return _render_preview(request, plan, run, notice=notice)
+
+
+def _remap(request):
+    form = ImportMappingForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, " ".join(form.errors.get("token", ["Upload the file again."])))
+        return redirect("opportunities:import")
+    try:
+        plan, run = import_remap(
+            run_id=form.cleaned_data["run_id"], user=request.user, options=form.options()
+        )
+    except ImportRun.DoesNotExist:
+        messages.error(request, "The preview could not be found; upload the file again.")
+        return redirect("opportunities:import")
+    except ImportFileError as exc:
+        messages.error(request, str(exc))
+        return redirect("opportunities:import")
+    return _render_preview(request, plan, run)
 
 
 def _imported(request, run) -> None:
@@ -265,6 +328,8 @@ def import_csv(request):
         messages.error(request, "That import is too large for one step; split the file.")
         return redirect("opportunities:import")
 
+    if step == "map":
+        return _remap(request)
     if step == "confirm":
         confirm = ImportConfirmForm(request.POST)
         if not confirm.is_valid():
@@ -293,6 +358,7 @@ def import_csv(request):
                 request,
                 run.text,
                 run.filename,
+                options=run_options(run),
                 notice="The data changed since the preview; nothing was imported. "
                 "Check the rows again.",
             )
