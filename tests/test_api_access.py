@@ -43,7 +43,15 @@ def world():
         url="https://example.com/hook", event_types=["OpportunityCreate"], secret="whsec_x"
     )
     tokens = {role: api_token_create(user=user, name="matrix")[1] for role, user in users.items()}
-    yield {"stages": stages, "users": users, "deals": deals, "hook": hook, "tokens": tokens}
+    follower = factories.rep(username="m_follower")
+    yield {
+        "stages": stages,
+        "users": users,
+        "deals": deals,
+        "hook": hook,
+        "tokens": tokens,
+        "follower": follower,
+    }
     cache.clear()
 
 
@@ -52,6 +60,8 @@ def call(client, world, role, method, path, body=None):
         own=world["deals"]["own"].pk, other=world["deals"]["other"].pk, hook=world["hook"].pk
     )
     headers = {"Authorization": f"Bearer {world['tokens'][role]}"}
+    if body and body.get("followers") == ["{follower}"]:
+        body = {**body, "followers": [str(world["follower"].pk)]}
     if method == "get":
         return client.get(f"/api/v1{path}", headers=headers)
     return getattr(client, method)(
@@ -75,6 +85,14 @@ API_MATRIX = [
     ("put", "/opportunities/{other}", {"name": "Renamed"},       (404, 200, 200, 200)),
     ("put", "/opportunities/{own}/status", {"status": "won"},    (200, 200, 200, 200)),
     ("put", "/opportunities/{other}/status", {"status": "won"},  (404, 200, 200, 200)),
+    ("post", "/opportunities/{own}/followers", {"followers": ["{follower}"]},
+                                                                 (200, 200, 200, 200)),
+    ("post", "/opportunities/{other}/followers", {"followers": ["{follower}"]},
+                                                                 (404, 200, 200, 200)),
+    ("delete", "/opportunities/{own}/followers", {"followers": ["{follower}"]},
+                                                                 (200, 200, 200, 200)),
+    ("delete", "/opportunities/{other}/followers", {"followers": ["{follower}"]},
+                                                                 (404, 200, 200, 200)),
     ("delete", "/opportunities/{own}", None,                     (403, 403, 200, 200)),
     ("delete", "/opportunities/{other}", None,                   (404, 403, 200, 200)),
     ("get", "/webhooks", None,                                   (403, 403, 200, 200)),
@@ -134,3 +152,13 @@ def test_integration_pages(client, world, path, expected):
             client.force_login(world["users"][role])
         response = client.get(path.format(hook=world["hook"].pk))
         assert response.status_code == expected[index], (role, path)
+
+
+def test_a_rep_following_another_reps_deal_reaches_it_through_the_api(client, world):
+    """Followers see and edit the deal (the visibility selector includes followed deals)."""
+    path = "/opportunities/{other}/followers"
+    body = {"followers": [str(world["users"]["rep"].pk)]}
+    assert call(client, world, "manager", "post", path, body).status_code == 200
+    assert call(client, world, "rep", "get", "/opportunities/{other}").status_code == 200
+    assert call(client, world, "rep", "delete", path, body).status_code == 200
+    assert call(client, world, "rep", "get", "/opportunities/{other}").status_code == 404

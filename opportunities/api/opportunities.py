@@ -3,7 +3,10 @@
 from datetime import datetime, time, timedelta
 from urllib.parse import urlencode
 
-from django.db.models import Q
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.db.models import CharField, F, Prefetch, Q, Value
+from django.db.models.functions import Cast
 from django.utils import timezone
 from ninja import Path, Query, Router
 from ninja import Status as Answer
@@ -14,6 +17,8 @@ from opportunities.api.schemas import (
     ID_PATTERN,
     WRITE_ERRORS,
     DeletedOut,
+    FollowersIn,
+    FollowersOut,
     LostReasonsOut,
     OpportunityDetailOut,
     OpportunityEnvelope,
@@ -24,12 +29,24 @@ from opportunities.api.schemas import (
     StatusIn,
     UpsertOut,
 )
-from opportunities.models import Contact, LostReason, Opportunity, Status
+from opportunities.models import (
+    Contact,
+    CustomFieldValue,
+    LostReason,
+    Opportunity,
+    Status,
+    Tag,
+)
 from opportunities.selectors import opportunities_visible_to
 from opportunities.serializers import opportunity_as_api
 from opportunities.services.editing import contact_is_visible_to, opportunity_create_with_contact
 from opportunities.services.moves import opportunity_set_status
 from opportunities.services.opportunities import opportunity_delete, opportunity_update
+from opportunities.services.related import (
+    opportunity_set_custom_values,
+    opportunity_set_followers,
+    opportunity_set_tags,
+)
 from pipelines.models import Pipeline, Stage
 
 router = Router(tags=["Opportunities"])
@@ -41,13 +58,80 @@ def _visible(user):
     return opportunities_visible_to(user).select_related("contact")
 
 
-def _get_visible(user, opportunity_id: str) -> Opportunity:
+def _with_related(queryset):
+    """Tags, followers and custom values for the answer: three queries for any page."""
+    return queryset.prefetch_related(
+        "tags",
+        "followers",
+        Prefetch("custom_values", queryset=CustomFieldValue.objects.select_related("field")),
+    )
+
+
+def _attach_related(rows: list[Opportunity]) -> None:
+    """What `_with_related` prefetches, in two queries instead of three (the search's
+    budget is 4): tags and followers in one UNION, custom values with their field."""
+    ids = [row.pk for row in rows]
+    if not ids:
+        return
+    tags = (
+        Opportunity.tags.through.objects.filter(opportunity_id__in=ids)
+        .annotate(kind=Value("tag"), text=F("tag__name"))
+        .values_list("opportunity_id", "kind", "text")
+    )
+    followers = (
+        Opportunity.followers.through.objects.filter(opportunity_id__in=ids)
+        .annotate(kind=Value("follower"), text=Cast("user_id", CharField()))
+        .values_list("opportunity_id", "kind", "text")
+    )
+    caches = {pk: {"tags": [], "followers": [], "custom_values": []} for pk in ids}
+    user_model = get_user_model()
+    for opportunity_id, kind, text in tags.union(followers, all=True):
+        if kind == "tag":
+            caches[opportunity_id]["tags"].append(Tag(name=text))
+        else:
+            caches[opportunity_id]["followers"].append(user_model(pk=int(text)))
+    values = CustomFieldValue.objects.filter(opportunity_id__in=ids).select_related("field")
+    for value in values:
+        caches[value.opportunity_id]["custom_values"].append(value)
+    for row in rows:
+        row._prefetched_objects_cache = caches[row.pk]
+
+
+def _get_visible(user, opportunity_id: str, *, related: bool = False) -> Opportunity:
     pk = parsing.as_pk(opportunity_id, "id")
-    return _visible(user).get(pk=pk)  # DoesNotExist -> 404
+    queryset = _with_related(_visible(user)) if related else _visible(user)
+    return queryset.get(pk=pk)  # DoesNotExist -> 404
 
 
 def _reload(user, opportunity: Opportunity) -> dict:
-    return opportunity_as_api(_visible(user).get(pk=opportunity.pk))
+    return opportunity_as_api(_with_related(_visible(user)).get(pk=opportunity.pk))
+
+
+def _close_date(value):
+    if value in (None, ""):
+        return None
+    return parsing.parse_day(value, "expectedCloseDate")
+
+
+def _set_related(user, opportunity: Opportunity, payload, version: int | None) -> Opportunity:
+    """Tags, followers and custom fields of the body, each through its service, after the
+    deal's own change and in its transaction; each write moves the version on."""
+    given = payload.model_fields_set
+    steps = []
+    if "tags" in given and payload.tags is not None:
+        steps.append((opportunity_set_tags, {"names": payload.tags}))
+    if "followers" in given and payload.followers is not None:
+        followers = parsing.users_by_ids(payload.followers, "followers")
+        steps.append((opportunity_set_followers, {"followers": followers}))
+    if "customFields" in given and payload.customFields is not None:
+        values = parsing.custom_values(payload.customFields)
+        steps.append((opportunity_set_custom_values, {"values": values}))
+    for service, arguments in steps:
+        before = opportunity.version
+        opportunity = service(opportunity=opportunity, user=user, version=version, **arguments)
+        if opportunity.version != before:  # written: the next step starts from there
+            version = opportunity.version
+    return opportunity
 
 
 def _contact(user, contact_id) -> Contact | None:
@@ -139,6 +223,7 @@ def search(
     rows = list(queryset.order_by(*ORDERS[order])[: limit + 1])
     has_more = len(rows) > limit
     rows = rows[:limit]
+    _attach_related(rows)
     last = rows[-1] if rows else None
     next_url = None
     if has_more and last is not None:
@@ -216,14 +301,22 @@ def _create(user, payload: OpportunityIn) -> Opportunity:
         lost_reason=_lost_reason(payload.lostReasonId),
         contact=_contact(user, payload.contactId),
         contact_details=contact_details,
+        expected_close_date=_close_date(payload.expectedCloseDate),
+        probability=payload.probability,
     )
+
+
+@transaction.atomic
+def _create_with_related(user, payload: OpportunityIn) -> Opportunity:
+    opportunity = _create(user, payload)
+    return _set_related(user, opportunity, payload, None)
 
 
 @router.post(
     "/", response={201: OpportunityEnvelope, **WRITE_ERRORS}, summary="Create an opportunity"
 )
 def create(request, payload: OpportunityIn):
-    opportunity = _create(request.user, payload)
+    opportunity = _create_with_related(request.user, payload)
     return Answer(201, {"opportunity": _reload(request.user, opportunity)})
 
 
@@ -243,7 +336,7 @@ def upsert(request, payload: OpportunityIn):
             .first()
         )
     if existing is None:
-        opportunity = _create(request.user, payload)
+        opportunity = _create_with_related(request.user, payload)
         return {"opportunity": _reload(request.user, opportunity), "new": True}
     changes = OpportunityUpdateIn(
         **{
@@ -252,9 +345,18 @@ def upsert(request, payload: OpportunityIn):
             if key in OpportunityUpdateIn.model_fields and key != "contactId"
         }
     )
-    fields = _update_fields(request.user, changes, existing)
-    opportunity = opportunity_update(opportunity=existing, user=request.user, **fields)
+    opportunity = _update_with_related(request.user, changes, existing, None)
     return {"opportunity": _reload(request.user, opportunity), "new": False}
+
+
+@transaction.atomic
+def _update_with_related(user, payload, opportunity: Opportunity, version) -> Opportunity:
+    fields = _update_fields(user, payload, opportunity)
+    before = opportunity.version
+    opportunity = opportunity_update(opportunity=opportunity, user=user, version=version, **fields)
+    if opportunity.version != before:
+        version = opportunity.version
+    return _set_related(user, opportunity, payload, version)
 
 
 def _update_fields(user, payload, opportunity: Opportunity) -> dict:
@@ -286,6 +388,10 @@ def _update_fields(user, payload, opportunity: Opportunity) -> dict:
             fields["lost_reason"] = None
     if given.get("lostReasonId") is not None:
         fields["lost_reason"] = _lost_reason(payload.lostReasonId)
+    if "expectedCloseDate" in given:
+        fields["expected_close_date"] = _close_date(payload.expectedCloseDate)
+    if "probability" in given:
+        fields["probability"] = payload.probability
     return fields
 
 
@@ -296,10 +402,7 @@ def update(request, payload: OpportunityUpdateIn, id: str = Path(..., pattern=ID
     """Change any subset of the fields. Send `version` (or If-Match) to get 409 when stale."""
     opportunity = _get_visible(request.user, id)
     version = parsing.version_from(request, payload.version)
-    fields = _update_fields(request.user, payload, opportunity)
-    opportunity = opportunity_update(
-        opportunity=opportunity, user=request.user, version=version, **fields
-    )
+    opportunity = _update_with_related(request.user, payload, opportunity, version)
     return {"opportunity": _reload(request.user, opportunity)}
 
 
@@ -314,7 +417,7 @@ def _when(value) -> str | None:
 @router.get("/{id}", response={200: OpportunityDetailOut, **ERRORS}, summary="Get an opportunity")
 def detail(request, id: str = Path(..., pattern=ID_PATTERN)):
     """HighLevel's `{"opportunity": …}`, plus our `notes`, `tasks` and `history`."""
-    opportunity = _get_visible(request.user, id)
+    opportunity = _get_visible(request.user, id, related=True)
     return {
         "opportunity": opportunity_as_api(opportunity),
         "notes": [
@@ -376,3 +479,46 @@ def set_status(request, payload: StatusIn, id: str = Path(..., pattern=ID_PATTER
         lost_reason=_lost_reason(payload.lostReasonId),
     )
     return {"opportunity": _reload(request.user, opportunity)}
+
+
+def _change_followers(request, id: str, payload: FollowersIn, *, add: bool) -> dict:
+    opportunity = _get_visible(request.user, id)
+    version = parsing.version_from(request, payload.version)
+    given = parsing.users_by_ids(payload.followers, "followers")
+    current = list(opportunity.followers.all())
+    current_ids = {user.pk for user in current}
+    if add:
+        changed = [user for user in given if user.pk not in current_ids]
+        followers = current + changed
+    else:
+        given_ids = {user.pk for user in given}
+        changed = [user for user in current if user.pk in given_ids]
+        followers = [user for user in current if user.pk not in given_ids]
+    opportunity = opportunity_set_followers(
+        opportunity=opportunity, user=request.user, followers=followers, version=version
+    )
+    answer = {
+        "id": str(opportunity.pk),
+        "followers": sorted(str(user.pk) for user in followers),
+        "version": opportunity.version,
+    }
+    answer["followersAdded" if add else "followersRemoved"] = sorted(
+        str(user.pk) for user in changed
+    )
+    return answer
+
+
+@router.post(
+    "/{id}/followers", response={200: FollowersOut, **WRITE_ERRORS}, summary="Add followers"
+)
+def add_followers(request, payload: FollowersIn, id: str = Path(..., pattern=ID_PATTERN)):
+    """HighLevel's shape: `{"followers": [user ids]}` are added (at most 10 in all)."""
+    return _change_followers(request, id, payload, add=True)
+
+
+@router.delete(
+    "/{id}/followers", response={200: FollowersOut, **WRITE_ERRORS}, summary="Remove followers"
+)
+def remove_followers(request, payload: FollowersIn, id: str = Path(..., pattern=ID_PATTERN)):
+    """HighLevel's shape: `{"followers": [user ids]}` stop following the deal."""
+    return _change_followers(request, id, payload, add=False)

@@ -57,3 +57,27 @@ def ms_to_datetime(value: int, field: str) -> datetime:
         return datetime.fromtimestamp(value / 1000, tz=UTC)
     except (OverflowError, OSError, ValueError) as exc:
         raise ValidationError({field: ["Not a time in milliseconds since 1970."]}) from exc
+
+
+def users_by_ids(values, field: str = "followers") -> list:
+    """Active users by id, in one query; 422 naming the field for an unknown one."""
+    pks = list(dict.fromkeys(as_pk(value, field) for value in values))
+    users = {user.pk: user for user in get_user_model().objects.filter(is_active=True, pk__in=pks)}
+    missing = [pk for pk in pks if pk not in users]
+    if missing:
+        raise ValidationError({field: [f"No such user: {missing[0]}."]})
+    return [users[pk] for pk in pks]
+
+
+def custom_values(items) -> dict:
+    """HighLevel's [{"id" or "key", "field_value"}] as {key or id: raw value}."""
+    values: dict = {}
+    for index, item in enumerate(items):
+        name = item.id if item.id not in (None, "") else item.key
+        if name in (None, ""):
+            raise ValidationError({f"customFields.{index}": ["Send the field's id or key."]})
+        name = str(name).strip().removeprefix("opportunity.")
+        given = item.model_fields_set
+        value = item.field_value if "field_value" in given else item.fieldValue
+        values[name] = value
+    return values

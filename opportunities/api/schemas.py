@@ -3,7 +3,7 @@
 from typing import Annotated, Literal
 
 from ninja import Schema
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 Status = Literal["open", "won", "lost", "abandoned"]
 # Ids travel as strings (HighLevel's are strings); ours are positive integers inside.
@@ -12,6 +12,15 @@ Id = str
 ID_PATTERN = r"^[1-9][0-9]{0,18}$"
 IdIn = Annotated[str, Field(pattern=ID_PATTERN)] | StrictInt
 Money = float
+# A custom field's value as HighLevel sends it: text, number, yes/no or a list of options.
+FieldValue = (
+    StrictBool
+    | StrictInt
+    | Annotated[float, Field(allow_inf_nan=False)]
+    | Annotated[str, Field(max_length=10_000)]
+    | Annotated[list[Annotated[str, Field(max_length=255)]], Field(max_length=100)]
+    | None
+)
 
 
 class Out(BaseModel):
@@ -48,7 +57,21 @@ class OpportunityOut(Out):
     lastStageChangeAt: str | None
     createdAt: str
     updatedAt: str
+    expectedCloseDate: str | None = Field(None, description="yyyy-mm-dd")
+    probability: int | None = Field(None, description="0–100; null: the stage's")
+    tags: list[str] = Field(default_factory=list, description="Tag names")
+    followers: list[Id] = Field(default_factory=list, description="User ids")
+    customFields: list["CustomFieldOut"] = Field(default_factory=list)
     version: int = Field(description="Ours: send it back with PUT to refuse stale writes (409).")
+
+
+class CustomFieldOut(Out):
+    id: Id
+    key: str
+    fieldValue: bool | int | float | str | list[str] | None
+
+
+OpportunityOut.model_rebuild()
 
 
 class OpportunityEnvelope(Out):
@@ -120,7 +143,32 @@ class ContactIn(Schema):
     companyName: str = Field("", max_length=200)
 
 
-class OpportunityIn(Schema):
+class CustomFieldIn(Schema):
+    """HighLevel's `{"id" or "key", "field_value"}` (`fieldValue` also read); null clears."""
+
+    model_config = ConfigDict(extra="ignore")
+    id: Annotated[str, Field(max_length=100)] | StrictInt | None = None
+    key: str | None = Field(None, max_length=120)
+    field_value: FieldValue = None
+    fieldValue: FieldValue = None
+
+
+class RelatedIn(Schema):
+    """Beside the deal's own fields (HighLevel's names): set in the same transaction."""
+
+    model_config = ConfigDict(extra="ignore")
+    tags: list[Annotated[str, Field(max_length=100)]] | None = Field(
+        None, max_length=100, description="Tag names; the deal's tags become exactly these"
+    )
+    followers: list[IdIn] | None = Field(
+        None, max_length=100, description="User ids; the deal's followers become exactly these"
+    )
+    customFields: list[CustomFieldIn] | None = Field(None, max_length=200)
+    expectedCloseDate: str | None = Field(None, max_length=20, description="yyyy-mm-dd")
+    probability: int | None = Field(None, description="0–100; null: the stage's probability")
+
+
+class OpportunityIn(RelatedIn):
     model_config = ConfigDict(extra="ignore")
     pipelineId: IdIn
     name: str = Field(min_length=1, max_length=200)
@@ -134,7 +182,7 @@ class OpportunityIn(Schema):
     contact: ContactIn | None = None
 
 
-class OpportunityUpdateIn(Schema):
+class OpportunityUpdateIn(RelatedIn):
     model_config = ConfigDict(extra="ignore")
     name: str | None = Field(None, min_length=1, max_length=200)
     pipelineId: IdIn | None = None
@@ -153,6 +201,20 @@ class StatusIn(Schema):
     status: Status
     lostReasonId: IdIn | None = None
     version: int | None = Field(None, ge=1, le=2**31 - 1)
+
+
+class FollowersIn(Schema):
+    model_config = ConfigDict(extra="ignore")
+    followers: list[IdIn] = Field(max_length=100, description="User ids")
+    version: int | None = Field(None, ge=1, le=2**31 - 1)
+
+
+class FollowersOut(Out):
+    id: Id
+    followers: list[Id]
+    followersAdded: list[Id] | None = None
+    followersRemoved: list[Id] | None = None
+    version: int
 
 
 class DeletedOut(Out):
