@@ -5,7 +5,13 @@ from decimal import Decimal
 import pytest
 from django.core.cache import cache
 
-from opportunities.models import CustomField, CustomFieldType, Opportunity, OpportunityHistory
+from opportunities.models import (
+    Contact,
+    CustomField,
+    CustomFieldType,
+    Opportunity,
+    OpportunityHistory,
+)
 from tests import factories
 from tests.test_api import Api, assert_error, token_for
 
@@ -269,3 +275,26 @@ def test_search_with_related_rows_stays_bounded(
     assert len(rows) == 51
     assert sum(1 for row in rows if row["tags"] == ["hot"]) == 1
     assert all(len(row["followers"]) == 3 for row in rows if row["id"] != str(tag.pk))
+
+
+def test_a_create_refused_for_a_custom_field_leaves_no_deal_and_no_contact(
+    as_rep, rep, pipeline, fields
+):
+    deals, contacts = Opportunity.objects.count(), Contact.objects.count()
+    body = {
+        "pipelineId": str(pipeline[0].pk),
+        "name": "Refused",
+        "assignedTo": str(rep.pk),
+        "contact": {"name": "Nobody"},
+        "tags": ["fine"],
+        "customFields": [{"key": "region", "field_value": "Atlantis"}],
+    }
+    assert "Region" in assert_error(as_rep.send("post", "/opportunities/", body), 422)
+    assert (Opportunity.objects.count(), Contact.objects.count()) == (deals, contacts)
+    assert not OpportunityHistory.objects.filter(opportunity__name="Refused").exists()
+
+
+def test_a_deal_without_extras_answers_empty_lists(as_rep, deal):
+    body = as_rep.get(f"/opportunities/{deal.pk}").json()["opportunity"]
+    assert (body["tags"], body["followers"], body["customFields"]) == ([], [], [])
+    assert as_rep.get("/opportunities/search").json()["opportunities"] == [body]
