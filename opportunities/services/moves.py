@@ -2,7 +2,7 @@
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, Subquery
 
 from opportunities import ranking
 from opportunities.errors import StaleVersion
@@ -31,27 +31,25 @@ def _gap(stage: Stage, moving_id, before_id, after_id) -> tuple[str | None, str 
     """
     column = _column(stage, moving_id)
     if before_id:
-        before = column.filter(pk=before_id).values_list("rank", "id").first()
-        if before:
-            rank, pk = before
-            below = (
-                column.filter(Q(rank__gt=rank) | Q(rank=rank, id__gt=pk))
-                .order_by("rank", "id")
-                .values_list("rank", flat=True)
-                .first()
-            )
-            return rank, below
+        # The card above and the one right below it, in one read (the subquery finds the
+        # card above's rank; NULL, so no row, when it left the column).
+        rank = Subquery(column.filter(pk=before_id).values("rank")[:1])
+        pair = list(
+            column.filter(Q(rank__gt=rank) | Q(rank=rank, id__gte=before_id))
+            .order_by("rank", "id")
+            .values_list("rank", "id")[:2]
+        )
+        if pair and pair[0][1] == before_id:
+            return pair[0][0], pair[1][0] if len(pair) > 1 else None
     if after_id:
-        after = column.filter(pk=after_id).values_list("rank", "id").first()
-        if after:
-            rank, pk = after
-            above = (
-                column.filter(Q(rank__lt=rank) | Q(rank=rank, id__lt=pk))
-                .order_by("-rank", "-id")
-                .values_list("rank", flat=True)
-                .first()
-            )
-            return above, rank
+        rank = Subquery(column.filter(pk=after_id).values("rank")[:1])
+        pair = list(
+            column.filter(Q(rank__lt=rank) | Q(rank=rank, id__lte=after_id))
+            .order_by("-rank", "-id")
+            .values_list("rank", "id")[:2]
+        )
+        if pair and pair[0][1] == after_id:
+            return pair[1][0] if len(pair) > 1 else None, pair[0][0]
     top = column.order_by("rank", "id").values_list("rank", flat=True).first()
     return None, top
 

@@ -14,6 +14,7 @@ locks, which a plain FOR UPDATE would block (two crossing moves deadlocked that 
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
+from django.db import connection
 from django.db.models import F
 from django.utils import timezone
 
@@ -25,7 +26,9 @@ from pipelines.models import Stage
 
 def lock_stages(*stage_ids: int) -> None:
     ids = sorted({pk for pk in stage_ids if pk})
-    if ids:
+    # SQLite has no row locks: its transactions start IMMEDIATE (crm/settings.py), so
+    # writers are serialised already and a plain SELECT here would only cost a query.
+    if ids and connection.vendor != "sqlite":
         list(
             Stage.objects.select_for_update(no_key=True)
             .filter(pk__in=ids)
