@@ -114,8 +114,42 @@ EXPECTED: dict[str, Expect] = {
     # Bulk actions: POST only; an empty form is refused (no action, no preview token).
     "opportunities:bulk_preview":   E(get=ALL_405, post=P400),
     "opportunities:bulk_run":       E(get=ALL_405, post=P400),
+    # Notifications (everyone's own), the record's automation panel and e-mail form.
+    "automation:bell":              E(get=ALL_200, post=ALL_405),
+    "automation:notifications":     E(get=ALL_200, post=ALL_405),
+    "automation:mark_all_read":     E(get=ALL_405, post=ALL_200),
+    "automation:email_setting":     E(get=ALL_405, post=ALL_302),
+    "automation:panel":             E(get=ALL_200, post=ALL_405),
+    "automation:email":             E(get=ALL_405, post=P422),
+    # Settings → Automation: managers and admins.
+    "automation:rules":             E(get=(LOGIN, 403, 403, 200, 200),
+                                      post=(LOGIN, 403, 403, 200, 200)),
+    "automation:rule_create":       E(get=(LOGIN, 403, 403, 200, 200),
+                                      post=(LOGIN, 403, 403, 422, 422)),
+    "automation:rule_edit":         E(get=(LOGIN, 403, 403, 200, 200),
+                                      post=(LOGIN, 403, 403, 422, 422)),
+    "automation:rule_toggle":       E(get=ALL_405, post=(LOGIN, 403, 403, 302, 302)),
+    # Settings → API tokens: each user's own (the token given is the rep's).
+    "integrations:api_tokens":      E(get=ALL_200, post=ALL_200),
+    "integrations:api_token_revoke": E(get=ALL_405, post=(LOGIN, 302, 404, 404, 404)),
+    # Settings → Webhooks: managers and admins.
+    "integrations:webhooks":        E(get=(LOGIN, 403, 403, 200, 200),
+                                      post=(LOGIN, 403, 403, 200, 200)),
+    "integrations:webhook_detail":  E(get=(LOGIN, 403, 403, 200, 200),
+                                      post=(LOGIN, 403, 403, 200, 200)),
+    "integrations:webhook_set_active": E(get=ALL_405, post=(LOGIN, 403, 403, 302, 302)),
+    "integrations:webhook_delete":  E(get=ALL_405, post=(LOGIN, 403, 403, 302, 302)),
+    "integrations:delivery_redeliver": E(get=ALL_405, post=(LOGIN, 403, 403, 302, 302)),
+    # The API's documentation is public (no data); its operations are in the next table.
+    "api-docs":                     E(get=OPEN_200, post=OPEN_405),
+    "api:openapi-json":             E(get=OPEN_200, post=OPEN_200),
+    "api:api-root":                 E(get=(404,) * 5, post=(404,) * 5),
 }
 # fmt: on
+# The REST API's operations answer bearer tokens, not sessions: their matrix (every route x
+# role, own and another rep's deal) is tests/test_api_access.py.
+API_OPERATIONS = "api:"
+
 
 # Django admin: whole families of routes, by name. Only staff get in; everyone else is
 # sent to the admin's own login page.
@@ -143,6 +177,9 @@ ADMIN_READ_ONLY = ("admin:axes_",)
 READ_ONLY_ADD = Expect(get=(ADMIN_LOGIN,) * 4 + (403,), post=(ADMIN_LOGIN,) * 4 + (403,))
 
 
+COVERED_BY_API_MATRIX = Expect(get=(), post=())
+
+
 def named_routes() -> dict[str, URLPattern]:
     """Every named route, with its namespace, from the URL resolver."""
     routes = {}
@@ -168,6 +205,7 @@ ROUTES = sorted(named_routes())
 # pipelines and stages (they redirect with a message while the object is in use).
 READ_ONLY_CHANGE = Expect(get=ADMIN_ONLY_200, post=(ADMIN_LOGIN,) * 4 + (302,))
 FORBIDDEN = Expect(get=(ADMIN_LOGIN,) * 4 + (403,), post=(ADMIN_LOGIN,) * 4 + (403,))
+READ_ONLY_LOG = Expect(get=ADMIN_ONLY_200, post=(ADMIN_LOGIN,) * 4 + (403,))
 GUARDED_DELETE = Expect(get=(ADMIN_LOGIN,) * 4 + (302,), post=(ADMIN_LOGIN,) * 4 + (302,))
 ADMIN_OVERRIDES = {
     "admin:axes_accessattempt_change": READ_ONLY_CHANGE,
@@ -179,6 +217,15 @@ ADMIN_OVERRIDES = {
     ),
     "admin:opportunities_opportunityhistory_delete": FORBIDDEN,
     "admin:pipelines_pipeline_delete": GUARDED_DELETE,
+    # Written by the app only: run logs, queued jobs, tokens (made on the settings page),
+    # delivery logs.
+    "admin:automation_rulerun_add": FORBIDDEN,
+    "admin:django_tasks_database_dbtaskresult_add": FORBIDDEN,
+    "admin:integrations_apitoken_add": FORBIDDEN,
+    "admin:integrations_webhookdelivery_change": READ_ONLY_LOG,
+    "admin:automation_rulerun_change": READ_ONLY_LOG,
+    "admin:django_tasks_database_dbtaskresult_change": READ_ONLY_LOG,
+    "admin:django_tasks_database_dbtaskresult_delete": FORBIDDEN,
     "admin:pipelines_stage_delete": GUARDED_DELETE,
 }
 
@@ -186,6 +233,8 @@ ADMIN_OVERRIDES = {
 def expectation(name: str) -> Expect | None:
     if name in EXPECTED:
         return EXPECTED[name]
+    if name.startswith(API_OPERATIONS):
+        return COVERED_BY_API_MATRIX
     if name in ADMIN_OVERRIDES:
         return ADMIN_OVERRIDES[name]
     if not name.startswith("admin:"):
@@ -273,6 +322,38 @@ def _build_world() -> dict:
     # A custom field and a tag, for their admin pages.
     CustomField.objects.create(name="Region", key="region", field_type="text")
     Tag.objects.create(name="vip")
+    # Objects of the settings pages: a rule, a webhook with one delivery, the rep's token.
+    from automation.models import Rule, Trigger
+    from integrations.models import WebhookDelivery, WebhookSubscription
+    from integrations.tokens import api_token_create
+
+    rule = Rule.objects.create(name="Nudge", trigger=Trigger.CREATED, acting_user=users["manager"])
+    # Made directly: the service would resolve the host name (no network here).
+    hook = WebhookSubscription.objects.create(
+        url="https://example.com/hook",
+        event_types=["OpportunityCreate"],
+        secret="whsec_bWF0cml4LXRlc3Qtc2VjcmV0LTI0Ynl0ZXM=",
+        created_by=users["manager"],
+    )
+    delivery = WebhookDelivery.objects.create(
+        subscription=hook,
+        event_id=1,
+        event_type="OpportunityCreate",
+        opportunity_id=own.pk,
+        body="{}",
+    )
+    token, _ = api_token_create(user=users["rep"], name="Script")
+    # One row of every other admin-visible model, for their change pages.
+    from automation.models import EmailTemplate, Notification, NotificationSetting, RuleRun
+    from integrations.models import EventCursor
+    from integrations.tasks import deliver_webhooks
+
+    EmailTemplate.objects.create(name="Hello", subject="Hi", body="Hello {{ contact.first_name }}")
+    Notification.objects.create(user=users["rep"], opportunity=own, text="Look at this")
+    NotificationSetting.objects.create(user=users["rep"])
+    RuleRun.objects.create(rule=rule, opportunity=own, outcome="done")
+    EventCursor.objects.create(name="matrix")
+    deliver_webhooks.enqueue(hook.pk, own.pk)  # a queued job for the tasks admin (no worker)
     # A history row, so the history admin has an object to show.
     opportunity_move(opportunity=own, to_stage=stages[1], version=own.version, user=users["rep"])
     clients = {"anonymous": Client()}
@@ -286,6 +367,14 @@ def _build_world() -> dict:
         "users": users,
         "targets": targets,
         "clients": clients,
+        # Settings objects by the route-name prefix whose <pk> they fill.
+        "settings_objects": {
+            "automation:rule_": rule,
+            "integrations:webhook_": hook,
+            "integrations:delivery_": hook,
+            "integrations:api_token_": token,
+        },
+        "delivery": delivery,
     }
 
 
@@ -308,8 +397,16 @@ def _admin_object(world, name: str):
 
 def url_kwargs(world, name: str, pattern: URLPattern, target: str) -> dict:
     kwargs = {}
+    settings_object = next(
+        (obj for prefix, obj in world["settings_objects"].items() if name.startswith(prefix)),
+        None,
+    )
     for key in pattern.pattern.converters or _regex_groups(pattern):
-        if key in OWNED_KWARGS:
+        if key == "pk" and settings_object is not None:
+            kwargs[key] = settings_object.pk
+        elif key == "delivery_pk":
+            kwargs[key] = world["delivery"].pk
+        elif key in OWNED_KWARGS:
             kwargs[key] = world["targets"][target][OWNED_KWARGS[key]].pk
         elif key == "pipeline_id":
             kwargs[key] = world["pipeline"].pk
@@ -338,7 +435,12 @@ def _regex_groups(pattern: URLPattern) -> list[str]:
     return list(pattern.pattern.regex.groupindex)
 
 
+SETTINGS_PREFIXES = ("automation:rule_", "integrations:")
+
+
 def _targets(name: str) -> list[str]:
+    if name.startswith(SETTINGS_PREFIXES):  # <pk> is a rule, webhook or token, not a deal
+        return ["own"]
     pattern = named_routes()[name]
     keys = set(pattern.pattern.converters or _regex_groups(pattern))
     return ["own", "other"] if keys & set(OWNED_KWARGS) else ["own"]
@@ -385,7 +487,12 @@ def _request(client: Client, method: str, url: str, query: str):
     return response, body
 
 
-CASES = [(name, target) for name in ROUTES for target in _targets(name)]
+CASES = [
+    (name, target)
+    for name in ROUTES
+    if expectation(name) is not COVERED_BY_API_MATRIX
+    for target in _targets(name)
+]
 
 
 @pytest.mark.parametrize(("name", "target"), CASES, ids=[f"{n}[{t}]" for n, t in CASES])
