@@ -81,7 +81,7 @@ def test_a_drag_on_the_board_is_delivered_signed(page, live_server, login_as, ho
     assert len(stage_updates) == 1
     assert stage_updates[0]["data"]["id"] == str(acme.pk)
     assert stage_updates[0]["data"]["pipelineStageId"] == str(stages[2].pk)
-    assert stage_updates[0]["changes"]["pipelineStageId"]["new"] == stages[2].pk
+    assert stage_updates[0]["changes"]["pipelineStageId"]["new"] == str(stages[2].pk)
 
 
 def api_put(live_server, token: str, path: str, body: dict) -> int:
