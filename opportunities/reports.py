@@ -337,7 +337,7 @@ def quick_view_counts(visible: QuerySet[Opportunity], conditions: dict[str, Q]) 
     )
 
 
-def filter_options() -> dict:
+def filter_options(user) -> dict:
     """The choices the filter form offers: pipelines, their stages, owners, sources, reasons."""
     return {
         "pipelines": list(Pipeline.objects.order_by("position", "id")),
@@ -347,6 +347,6 @@ def filter_options() -> dict:
             )
         ),
         "owners": list(active_users()),
-        "sources": source_choices(),
+        "sources": source_choices(user),
         "lost_reasons": list(LostReason.objects.order_by("position", "name")),
     }

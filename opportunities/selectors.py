@@ -64,8 +64,8 @@ def contacts_visible_to(user) -> QuerySet[Contact]:
 def users_who_can_see(opportunity: Opportunity) -> QuerySet:
     """Active users for whom `opportunities_visible_to` includes this opportunity.
 
-    Its owner, and whoever holds "view all opportunities" (directly, through a group, or
-    as a superuser); e.g. the people a task on it may be assigned to.
+    Its owner, its followers, and whoever holds "view all opportunities" (directly,
+    through a group, or as a superuser); e.g. the people a task on it may be assigned to.
     """
     app_label, codename = VIEW_ALL_PERMISSION.split(".")
     grants = {"content_type__app_label": app_label, "codename": codename}
@@ -76,6 +76,8 @@ def users_who_can_see(opportunity: Opportunity) -> QuerySet:
     )
     if opportunity.assigned_to_id is not None:
         can_see |= Q(pk=opportunity.assigned_to_id)
+    if opportunity.pk is not None:
+        can_see |= Q(followed_opportunities=opportunity.pk)
     users = get_user_model().objects
     return users.filter(is_active=True, pk__in=users.filter(can_see).values("pk")).order_by(
         "first_name", "username"

@@ -478,3 +478,26 @@ def test_moving_the_close_date_later_counts_a_slip(stages):
     assert deal.close_date_slips == 1
     rows = OpportunityHistory.objects.filter(opportunity=deal, field="close_date")
     assert rows.count() == 3
+
+
+def test_a_task_may_go_to_a_follower_but_not_to_a_stranger(stages):
+    from opportunities.services.records import task_create
+    from opportunities.services.related import opportunity_set_followers
+
+    manager, follower, stranger = factories.manager(), factories.rep(), factories.rep()
+    deal = factories.OpportunityFactory(stage=stages[0])
+    opportunity_set_followers(opportunity=deal, user=manager, followers=[follower])
+    task = task_create(opportunity=deal, user=manager, title="Call", assigned_to=follower)
+    assert task.assigned_to == follower
+    with pytest.raises(ValidationError, match="cannot see"):
+        task_create(opportunity=deal, user=manager, title="Call", assigned_to=stranger)
+
+
+def test_a_reps_board_suggests_only_sources_of_deals_they_see(client, stages):
+    rep = factories.rep()
+    factories.OpportunityFactory(stage=stages[0], assigned_to=rep, source="Webinar")
+    factories.OpportunityFactory(stage=stages[0], source="Secret partner list")
+    client.force_login(rep)
+    html = client.get(reverse("opportunities:board", args=[stages[0].pipeline_id])).content
+    assert b"Webinar" in html
+    assert b"Secret partner list" not in html

@@ -37,9 +37,9 @@ from opportunities.models import (
     Status,
     Tag,
 )
-from opportunities.selectors import opportunities_visible_to
+from opportunities.selectors import contacts_visible_to, opportunities_visible_to
 from opportunities.serializers import opportunity_as_api
-from opportunities.services.editing import contact_is_visible_to, opportunity_create_with_contact
+from opportunities.services.editing import opportunity_create_with_contact
 from opportunities.services.moves import opportunity_set_status
 from opportunities.services.opportunities import opportunity_delete, opportunity_update
 from opportunities.services.related import (
@@ -138,7 +138,7 @@ def _contact(user, contact_id) -> Contact | None:
     if contact_id in (None, ""):
         return None
     contact = parsing.get_referenced(Contact.objects.all(), contact_id, "contactId", "contact")
-    if not contact_is_visible_to(user, contact):
+    if not contacts_visible_to(user).filter(pk=contact.pk).exists():
         raise parsing.ValidationError({"contactId": ["No such contact."]})
     return contact
 

@@ -12,7 +12,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 
 from opportunities.models import Contact, LostReason, Opportunity, Status
-from opportunities.selectors import can_view_all, opportunities_visible_to
+from opportunities.selectors import contacts_visible_to
 from opportunities.services.access import ensure_may_change
 from opportunities.services.opportunities import (
     UNCHANGED,
@@ -46,7 +46,7 @@ def contact_resolve(
         "company": company.strip(),
     }
     if contact is not None:
-        if not contact_is_visible_to(user, contact):
+        if not contacts_visible_to(user).filter(pk=contact.pk).exists():
             raise ValidationError({"contact": "Choose a contact from your own opportunities."})
         if all(getattr(contact, key) == value for key, value in details.items()):
             return contact
@@ -67,13 +67,6 @@ def contact_resolve(
     _clean_contact(new)
     new.save()
     return new
-
-
-def contact_is_visible_to(user, contact: Contact) -> bool:
-    """Only assigned data covers contacts: a rep reaches a contact through a deal they see."""
-    if can_view_all(user):
-        return True
-    return opportunities_visible_to(user).filter(contact_id=contact.pk).exists()
 
 
 def _clean_contact(contact: Contact) -> None:

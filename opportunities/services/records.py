@@ -11,7 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from opportunities.models import Communication, CommunicationKind, Note, Opportunity, Task
-from opportunities.selectors import opportunity_is_visible_to
+from opportunities.selectors import users_who_can_see
 from opportunities.services.access import ensure_visible
 
 
@@ -73,7 +73,8 @@ def task_create(
     _require(user, "add_task", "You are not allowed to add tasks.")
     ensure_visible(user, opportunity)
     assigned_to = assigned_to if assigned_to is not None else opportunity.assigned_to
-    if assigned_to is not None and not opportunity_is_visible_to(assigned_to, opportunity):
+    can_see = users_who_can_see(opportunity)
+    if assigned_to is not None and not can_see.filter(pk=assigned_to.pk).exists():
         # Their "My tasks" would never show it.
         name = assigned_to.get_full_name() or assigned_to.username
         raise ValidationError({"assigned_to": f"{name} cannot see this opportunity."})

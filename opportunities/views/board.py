@@ -151,7 +151,7 @@ def _board_response(request, pipeline: Pipeline, extra: dict, *, fragment: bool)
         context["summary_oob"] = True
         return render(request, BOARD + "#board", context)
     context["pipelines"] = pipelines_for_board()
-    context["sources"] = source_choices()
+    context["sources"] = source_choices(request.user)
     return render(request, BOARD, {**context, **extra})
 
 

@@ -160,7 +160,7 @@ def opportunity_list(request):
                 strict=True,
             )
         ],
-        **filter_options(),
+        **filter_options(request.user),
         "advanced_open": any(request.GET.get(name) for name in ADVANCED_PARAMS),
     }
     return render(request, LIST + "#manager" if target == "manager" else LIST, context)
