@@ -303,6 +303,11 @@ def seed_demo_data(*, rng: random.Random | None = None) -> bool:
                 status_changed_at=closed_at,
                 closed_at=closed_at,
                 days_to_close=(closed_at - created_at).days if closed_at else None,
+                expected_close_date=(
+                    timezone.localdate(closed_at)
+                    if closed_at
+                    else today + timedelta(days=rng.randint(-20, 200))  # a few overdue
+                ),
                 created_at=created_at,
                 updated_at=closed_at or moments[-1],
             )
