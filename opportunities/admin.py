@@ -8,7 +8,7 @@ before someone else's change (its version travels in a hidden field).
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
 from django.http import HttpResponseRedirect
 
 from opportunities import admin_fields  # noqa: F401 (custom fields and tags)
@@ -24,6 +24,8 @@ from opportunities.models import (
     Task,
 )
 from opportunities.selectors import contacts_visible_to, opportunities_visible_to
+from opportunities.services import records
+from opportunities.services.editing import contact_delete, contact_resolve
 from opportunities.services.opportunities import (
     opportunity_create,
     opportunity_delete,
@@ -217,6 +219,9 @@ class OpportunityAdmin(admin.ModelAdmin):
             opportunity_delete(opportunity=opportunity, user=request.user)
 
 
+REFUSALS = (ValidationError, PermissionDenied, StaleVersion, ObjectDoesNotExist)
+
+
 def _refusal(exc: Exception) -> str:
     if isinstance(exc, ValidationError):
         return " ".join(exc.messages)
@@ -245,20 +250,78 @@ class VisibleRowsAdmin(admin.ModelAdmin):
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 
-class OnVisibleOpportunityAdmin(VisibleRowsAdmin):
-    """Rows that belong to an opportunity: visible with it."""
+class ServiceWritesAdmin(VisibleRowsAdmin):
+    """Saves and deletes go through the services, like every other writer.
+
+    The form only parses; `write` and `erase` call the service. A refusal the form could
+    not foresee (a permission, a rule only the service knows) is shown as a message and
+    the page comes back unsaved, instead of a 500 or a false "saved".
+    """
+
+    def write(self, request, stored, data):
+        raise NotImplementedError
+
+    def erase(self, request, obj):
+        raise NotImplementedError
+
+    def save_model(self, request, obj, form, change):
+        stored = self.get_queryset(request).get(pk=obj.pk) if change else None
+        try:
+            saved = self.write(request, stored, form.cleaned_data)
+        except REFUSALS as exc:
+            request._write_refused = True
+            messages.error(request, _refusal(exc))
+            return
+        obj.pk = saved.pk
+
+    def delete_model(self, request, obj):
+        self.delete_queryset(request, [obj])
+
+    def delete_queryset(self, request, queryset):
+        for obj in queryset:
+            try:
+                self.erase(request, obj)
+            except REFUSALS as exc:
+                messages.error(request, f"“{obj}” was kept: {_refusal(exc)}")
+
+    def response_add(self, request, obj, post_url_continue=None):
+        if getattr(request, "_write_refused", False):
+            return HttpResponseRedirect(request.path)
+        return super().response_add(request, obj, post_url_continue)
+
+    def response_change(self, request, obj):
+        if getattr(request, "_write_refused", False):
+            return HttpResponseRedirect(request.path)
+        return super().response_change(request, obj)
+
+
+class OnVisibleOpportunityAdmin(ServiceWritesAdmin):
+    """Rows that belong to an opportunity: visible with it; their deal is fixed once made."""
 
     def visible_rows(self, user, queryset):
         return queryset.filter(opportunity__in=opportunities_visible_to(user))
 
+    def get_readonly_fields(self, request, obj=None):
+        return ["opportunity"] if obj is not None else []
+
 
 @admin.register(Contact)
-class ContactAdmin(VisibleRowsAdmin):
-    list_display = ["name", "company", "email", "phone", "created_at"]
+class ContactAdmin(ServiceWritesAdmin):
+    list_display = ["name", "company", "email", "phone", "do_not_email", "created_at"]
     search_fields = ["name", "email", "phone", "company"]
+    fields = ["name", "company", "email", "phone", "do_not_email"]
 
     def visible_rows(self, user, queryset):
         return queryset.filter(pk__in=contacts_visible_to(user).values("pk"))
+
+    def write(self, request, stored, data):
+        contact = contact_resolve(user=request.user, contact=stored, **data)
+        if contact is None:
+            raise ValidationError("Give the contact a name.")
+        return contact
+
+    def erase(self, request, obj):
+        contact_delete(contact=obj, user=request.user)
 
 
 @admin.register(LostReason)
@@ -275,10 +338,21 @@ class NoteAdmin(OnVisibleOpportunityAdmin):
     list_select_related = ["opportunity", "author"]
     search_fields = ["body", "opportunity__name"]
     autocomplete_fields = ["opportunity"]
+    fields = ["opportunity", "body"]
 
     @admin.display(description="Note")
     def excerpt(self, note):
         return note.body[:80]
+
+    def write(self, request, stored, data):
+        if stored is None:
+            return records.note_create(
+                opportunity=data["opportunity"], author=request.user, body=data["body"]
+            )
+        return records.note_update(note=stored, user=request.user, body=data["body"])
+
+    def erase(self, request, obj):
+        records.note_delete(note=obj, user=request.user)
 
 
 @admin.register(Task)
@@ -289,23 +363,49 @@ class TaskAdmin(OnVisibleOpportunityAdmin):
     search_fields = ["title", "opportunity__name"]
     autocomplete_fields = ["opportunity"]
     date_hierarchy = "due_on"
+    fields = ["opportunity", "title", "due_on", "assigned_to"]
+
+    def write(self, request, stored, data):
+        if stored is None:
+            return records.task_create(user=request.user, **data)
+        data = {key: value for key, value in data.items() if key != "opportunity"}
+        return records.task_update(task=stored, user=request.user, **data)
+
+    def erase(self, request, obj):
+        records.task_delete(task=obj, user=request.user)
 
 
 @admin.register(Communication)
-class CommunicationAdmin(VisibleRowsAdmin):
+class CommunicationAdmin(ServiceWritesAdmin):
     list_display = ["kind", "excerpt", "contact", "opportunity", "occurred_at", "author"]
     list_filter = ["kind"]
     list_select_related = ["contact", "opportunity", "author"]
     search_fields = ["summary", "contact__name", "opportunity__name"]
-    autocomplete_fields = ["contact", "opportunity"]
+    autocomplete_fields = ["opportunity"]
+    # Logged from a deal, on its contact (as on the record page).
+    fields = ["opportunity", "kind", "summary", "occurred_at"]
 
     def visible_rows(self, user, queryset):
         # The log belongs to the contact: whoever sees the contact sees its log.
         return queryset.filter(contact__in=contacts_visible_to(user))
 
+    def get_readonly_fields(self, request, obj=None):
+        return ["opportunity"] if obj is not None else []
+
     @admin.display(description="Summary")
     def excerpt(self, communication):
         return communication.summary[:80]
+
+    def write(self, request, stored, data):
+        if stored is None:
+            if data.get("opportunity") is None:
+                raise ValidationError("Choose the opportunity it was about.")
+            return records.communication_log(user=request.user, **data)
+        data = {key: value for key, value in data.items() if key != "opportunity"}
+        return records.communication_update(entry=stored, user=request.user, **data)
+
+    def erase(self, request, obj):
+        records.communication_delete(entry=obj, user=request.user)
 
 
 @admin.register(OpportunityHistory)

@@ -501,3 +501,28 @@ def test_a_reps_board_suggests_only_sources_of_deals_they_see(client, stages):
     html = client.get(reverse("opportunities:board", args=[stages[0].pipeline_id])).content
     assert b"Webinar" in html
     assert b"Secret partner list" not in html
+
+
+def test_admin_edits_of_tasks_and_notes_go_through_the_services(client, stages):
+    from opportunities.models import Note, Task
+
+    client.force_login(factories.admin(username="root"))
+    owner, stranger = factories.rep(), factories.rep()
+    deal = factories.OpportunityFactory(stage=stages[0], assigned_to=owner)
+    add_task = reverse("admin:opportunities_task_add")
+    # A task for someone who cannot see the deal is refused with the service's message.
+    response = client.post(
+        add_task, {"opportunity": deal.pk, "title": "Call", "assigned_to": stranger.pk}, follow=True
+    )
+    assert "cannot see this opportunity" in response.content.decode()
+    assert not Task.objects.exists()
+    client.post(add_task, {"opportunity": deal.pk, "title": " Call ", "assigned_to": owner.pk})
+    task = Task.objects.get()
+    assert (task.title, task.assigned_to) == ("Call", owner)
+    # Someone else's note stays theirs, even for a superuser.
+    note = factories.NoteFactory(opportunity=deal, author=owner, body="Mine")
+    response = client.post(
+        reverse("admin:opportunities_note_change", args=[note.pk]), {"body": "Edited"}, follow=True
+    )
+    assert "only change your own notes" in response.content.decode()
+    assert Note.objects.get(pk=note.pk).body == "Mine"

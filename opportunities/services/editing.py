@@ -32,6 +32,7 @@ def contact_resolve(
     email: str = "",
     phone: str = "",
     company: str = "",
+    do_not_email: bool | None = None,
 ) -> Contact | None:
     """The contact the record form asks for, written if it changed.
 
@@ -45,6 +46,8 @@ def contact_resolve(
         "phone": phone.strip(),
         "company": company.strip(),
     }
+    if do_not_email is not None:  # only the admin's form shows the flag
+        details["do_not_email"] = do_not_email
     if contact is not None:
         if not contacts_visible_to(user).filter(pk=contact.pk).exists():
             raise ValidationError({"contact": "Choose a contact from your own opportunities."})
@@ -58,7 +61,7 @@ def contact_resolve(
         contact.save(update_fields=list(details))
         return contact
     if not details["name"]:
-        if any(details.values()):
+        if any(value for key, value in details.items() if key != "do_not_email"):
             raise ValidationError({"contact_name": "Give the contact a name."})
         return None
     if not user.has_perm("opportunities.add_contact"):
@@ -67,6 +70,19 @@ def contact_resolve(
     _clean_contact(new)
     new.save()
     return new
+
+
+@transaction.atomic
+def contact_delete(*, contact: Contact, user) -> None:
+    """Invariant: a contact still on a deal is kept (deals keep their contact); its
+    communication log goes with it."""
+    if not user.has_perm("opportunities.delete_contact"):
+        raise PermissionDenied("You are not allowed to delete contacts.")
+    if not contacts_visible_to(user).filter(pk=contact.pk).exists():
+        raise Contact.DoesNotExist("No such contact.")
+    if contact.opportunities.exists():
+        raise ValidationError(f"“{contact}” is still the contact of an opportunity.")
+    contact.delete()
 
 
 def _clean_contact(contact: Contact) -> None:

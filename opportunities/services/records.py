@@ -11,7 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from opportunities.models import Communication, CommunicationKind, Note, Opportunity, Task
-from opportunities.selectors import users_who_can_see
+from opportunities.selectors import contacts_visible_to, users_who_can_see
 from opportunities.services.access import ensure_visible
 
 
@@ -73,11 +73,7 @@ def task_create(
     _require(user, "add_task", "You are not allowed to add tasks.")
     ensure_visible(user, opportunity)
     assigned_to = assigned_to if assigned_to is not None else opportunity.assigned_to
-    can_see = users_who_can_see(opportunity)
-    if assigned_to is not None and not can_see.filter(pk=assigned_to.pk).exists():
-        # Their "My tasks" would never show it.
-        name = assigned_to.get_full_name() or assigned_to.username
-        raise ValidationError({"assigned_to": f"{name} cannot see this opportunity."})
+    _check_assignee(opportunity, assigned_to)
     task = Task(
         opportunity=opportunity,
         title=title.strip(),
@@ -88,6 +84,35 @@ def task_create(
     task.full_clean()
     task.save()
     return task
+
+
+def _check_assignee(opportunity: Opportunity, assigned_to) -> None:
+    if (
+        assigned_to is not None
+        and not users_who_can_see(opportunity).filter(pk=assigned_to.pk).exists()
+    ):
+        # Their "My tasks" would never show it.
+        name = assigned_to.get_full_name() or assigned_to.username
+        raise ValidationError({"assigned_to": f"{name} cannot see this opportunity."})
+
+
+@transaction.atomic
+def task_update(*, task: Task, user, title: str, due_on: date | None, assigned_to) -> Task:
+    """Invariants: the title stays non-blank; the assignee can see the deal."""
+    _require(user, "change_task", "You are not allowed to change tasks.")
+    ensure_visible(user, task.opportunity)
+    _check_assignee(task.opportunity, assigned_to)
+    task.title, task.due_on, task.assigned_to = title.strip(), due_on, assigned_to
+    task.full_clean()
+    task.save(update_fields=["title", "due_on", "assigned_to"])
+    return task
+
+
+@transaction.atomic
+def task_delete(*, task: Task, user) -> None:
+    _require(user, "delete_task", "You are not allowed to delete tasks.")
+    ensure_visible(user, task.opportunity)
+    task.delete()
 
 
 @transaction.atomic
@@ -136,3 +161,30 @@ def communication_log(
     entry.full_clean()
     entry.save()
     return entry
+
+
+def _ensure_contact_visible(user, contact_id: int) -> None:
+    if not contacts_visible_to(user).filter(pk=contact_id).exists():
+        raise Communication.DoesNotExist("No such contact.")
+
+
+@transaction.atomic
+def communication_update(
+    *, entry: Communication, user, kind: str, summary: str, occurred_at: datetime
+) -> Communication:
+    """Invariant: an entry stays on its contact; only its kind, summary and time change."""
+    _require(user, "change_communication", "You are not allowed to change the log.")
+    _ensure_contact_visible(user, entry.contact_id)
+    if kind not in CommunicationKind.values:
+        raise ValidationError({"kind": "Choose call, email, meeting or message."})
+    entry.kind, entry.summary, entry.occurred_at = kind, summary.strip(), occurred_at
+    entry.full_clean()
+    entry.save(update_fields=["kind", "summary", "occurred_at"])
+    return entry
+
+
+@transaction.atomic
+def communication_delete(*, entry: Communication, user) -> None:
+    _require(user, "delete_communication", "You are not allowed to delete log entries.")
+    _ensure_contact_visible(user, entry.contact_id)
+    entry.delete()
