@@ -37,6 +37,25 @@ class Contact(models.Model):
         return f"{self.name} ({self.company})" if self.company else self.name
 
 
+class ContactHistory(models.Model):
+    """One row per edit of a contact's details: who changed what, from and to."""
+
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="history")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    at = models.DateTimeField(default=timezone.now)
+    # {field: {"old": ..., "new": ...}}
+    changes = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ["at", "id"]
+        verbose_name_plural = "contact history"
+
+    def __str__(self) -> str:
+        return f"{self.contact_id} at {self.at:%Y-%m-%d %H:%M}"
+
+
 class LostReason(models.Model):
     name = models.CharField(max_length=100, unique=True)
     is_active = models.BooleanField(default=True)

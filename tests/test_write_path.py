@@ -526,3 +526,33 @@ def test_admin_edits_of_tasks_and_notes_go_through_the_services(client, stages):
     )
     assert "only change your own notes" in response.content.decode()
     assert Note.objects.get(pk=note.pk).body == "Mine"
+
+
+def test_contact_edits_keep_history(stages):
+    from opportunities.models import ContactHistory
+    from opportunities.services.editing import contact_resolve
+
+    rep = factories.rep()
+    contact = factories.ContactFactory(name="Kim Lee", phone="", company="Lee & Co")
+    factories.OpportunityFactory(stage=stages[0], assigned_to=rep, contact=contact)
+    contact_resolve(
+        user=rep,
+        contact=contact,
+        name="Kim Lee",
+        email=contact.email,
+        phone="+1 555 0100",
+        company="Lee & Co",
+    )
+    (row,) = ContactHistory.objects.filter(contact=contact)
+    assert row.user == rep
+    assert row.changes == {"phone": {"old": "", "new": "+1 555 0100"}}
+    # Saving the same details again writes nothing.
+    contact_resolve(
+        user=rep,
+        contact=contact,
+        name="Kim Lee",
+        email=contact.email,
+        phone="+1 555 0100",
+        company="Lee & Co",
+    )
+    assert ContactHistory.objects.filter(contact=contact).count() == 1

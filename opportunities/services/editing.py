@@ -11,7 +11,7 @@ from decimal import Decimal
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 
-from opportunities.models import Contact, LostReason, Opportunity, Status
+from opportunities.models import Contact, ContactHistory, LostReason, Opportunity, Status
 from opportunities.selectors import contacts_visible_to
 from opportunities.services.access import ensure_may_change
 from opportunities.services.opportunities import (
@@ -55,10 +55,19 @@ def contact_resolve(
             return contact
         if not user.has_perm("opportunities.change_contact"):
             raise PermissionDenied("You are not allowed to change contacts.")
+        changes = {
+            key: {"old": getattr(contact, key), "new": value}
+            for key, value in details.items()
+            if getattr(contact, key) != value
+        }
         for key, value in details.items():
             setattr(contact, key, value)
         _clean_contact(contact)
         contact.save(update_fields=list(details))
+        # A contact is shared by deals (maybe other reps'): every edit keeps its trace.
+        ContactHistory.objects.create(
+            contact=contact, user=user if user.is_authenticated else None, changes=changes
+        )
         return contact
     if not details["name"]:
         if any(value for key, value in details.items() if key != "do_not_email"):
