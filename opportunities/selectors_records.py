@@ -290,7 +290,9 @@ def time_in_stages(
 def contacts_matching(user, query: str, *, limit: int = CONTACT_SEARCH_LIMIT) -> list[Contact]:
     """Contacts the user can see whose name, email, phone or company contains the text."""
     query = query.strip()
-    if not query:
+    # No detail is longer than an e-mail address (254); SQLite also refuses LIKE patterns
+    # past 50,000 bytes, so a longer text matches nothing without asking.
+    if not query or len(query) > 254:
         return []
     return list(
         contacts_visible_to(user)
