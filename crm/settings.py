@@ -73,6 +73,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
+    # After the headers' middleware, so its 400 carries them too.
+    "crm.query_guard.NulQueryGuardMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     # Last, so that lockouts apply after authentication has been attempted.
     "axes.middleware.AxesMiddleware",

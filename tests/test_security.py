@@ -269,3 +269,13 @@ def test_without_configured_proxies_the_peer_address_counts(settings, rf):
     settings.TRUSTED_PROXIES = []
     request = rf.get("/", REMOTE_ADDR=PROXY, HTTP_X_FORWARDED_FOR="203.0.113.9")
     assert client_ip(request) == PROXY
+
+
+def test_a_nul_character_in_the_query_string_is_refused_with_a_message(client, db):
+    from tests import factories
+
+    client.force_login(factories.rep())
+    response = client.get("/contacts/search/", {"q": "a\x00b"})
+    assert response.status_code == 400
+    assert "NUL" in response.content.decode()
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
