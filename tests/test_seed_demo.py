@@ -7,6 +7,7 @@ from django.core.management import CommandError, call_command
 from django.db.models import F
 from django.utils import timezone
 
+from opportunities.demo import DEFAULT_PASSWORD
 from opportunities.models import (
     Communication,
     Contact,
@@ -106,7 +107,7 @@ def test_seed_demo_users_and_roles(seeded):
         assert not users[name].has_perm("opportunities.view_all_opportunities")
     assert users["manager"].has_perm("opportunities.view_all_opportunities")
     assert all(user.first_name and user.last_name for user in users.values())
-    assert all(user.check_password("pipeline-demo") for user in users.values())
+    assert all(user.check_password(DEFAULT_PASSWORD) for user in users.values())
 
 
 def test_seed_demo_password_comes_from_environment(monkeypatch):
