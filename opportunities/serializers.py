@@ -73,15 +73,18 @@ def opportunity_as_api(opportunity: Opportunity) -> dict:
     values = _prefetched(opportunity, "custom_values")
     if values is not None:
         data["customFields"] = [
-            {"id": str(row.field_id), "key": row.field.key, "fieldValue": _json(value_of(row))}
+            {"id": str(row.field_id), "key": row.field.key, "fieldValue": json_value(value_of(row))}
             for row in sorted(values, key=lambda row: (row.field.position, row.field_id))
         ]
     return data
 
 
-def _json(value):
+def json_value(value):
+    """A value as JSON carries it: amounts as numbers, dates as ISO text (lists too)."""
     if isinstance(value, Decimal):
         return float(value)
-    if isinstance(value, date):
+    if isinstance(value, date):  # datetimes included
         return value.isoformat()
+    if isinstance(value, list | tuple):
+        return [json_value(item) for item in value]
     return value

@@ -7,7 +7,6 @@ in a bounded number of statements however many deals are in the batch.
 """
 
 from dataclasses import dataclass, field
-from datetime import date, datetime
 from decimal import Decimal
 
 from django.utils import timezone
@@ -20,7 +19,7 @@ from opportunities.models import (
     OpportunityHistory,
     TrackedField,
 )
-from opportunities.serializers import opportunity_as_api
+from opportunities.serializers import json_value, opportunity_as_api
 
 # Model attribute -> (name in events and the API, history field or None, specific event).
 WATCHED = {
@@ -60,21 +59,11 @@ def snapshot(opportunity: Opportunity) -> dict:
     return values
 
 
-def _as_json(value):
-    if isinstance(value, Decimal):
-        return float(value)
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, list | tuple):
-        return [_as_json(item) for item in value]
-    return value
-
-
 def _as_api(attr: str, value):
     """Ids as strings, as the API and HighLevel send them."""
     if value is not None and (attr.endswith("_id") or attr == "followers"):
         return [str(item) for item in value] if isinstance(value, list) else str(value)
-    return _as_json(value)
+    return json_value(value)
 
 
 def _as_text(value) -> str:
@@ -216,22 +205,3 @@ def changes_record(*, user, items: list[tuple], at=None, history: bool = True) -
             )
     events_append(events)
     return changes
-
-
-def deletions_record(*, user, opportunities: list[Opportunity], at=None) -> None:
-    """Announce deals about to be deleted (their history goes with them)."""
-    at = at or timezone.now()
-    actor = user if getattr(user, "is_authenticated", False) else None
-    events_append(
-        [
-            OpportunityEvent(
-                type=EventType.DELETE,
-                opportunity_id=opportunity.pk,
-                pipeline_id=opportunity.pipeline_id,
-                actor=actor,
-                created_at=at,
-                payload={"opportunity": opportunity_as_api(opportunity), "changes": {}},
-            )
-            for opportunity in opportunities
-        ]
-    )
