@@ -46,6 +46,85 @@ EDITABLE_FIELDS = [
 ]
 
 
+REFUSALS = (ValidationError, PermissionDenied, StaleVersion, ObjectDoesNotExist)
+
+
+def _refusal(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        return " ".join(exc.messages)
+    return str(exc) or "You are not allowed to do that."
+
+
+class VisibleRowsAdmin(admin.ModelAdmin):
+    """Only assigned data in the admin too, for staff who are not superusers.
+
+    Lists, change pages, search and autocomplete show only rows the user could reach
+    through the app (`visible_rows`); choices of an opportunity or a contact offer only
+    visible ones, so a form cannot attach a row to someone else's deal.
+    """
+
+    def visible_rows(self, user, queryset):
+        raise NotImplementedError
+
+    def get_queryset(self, request):
+        return self.visible_rows(request.user, super().get_queryset(request))
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.related_model is Opportunity:
+            kwargs["queryset"] = opportunities_visible_to(request.user)
+        elif db_field.related_model is Contact:
+            kwargs["queryset"] = contacts_visible_to(request.user)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+class ServiceWritesAdmin(VisibleRowsAdmin):
+    """Saves and deletes go through the services, like every other writer.
+
+    The form only parses; `write` and `erase` call the service. A refusal the form could
+    not foresee (a permission, a rule only the service knows) is shown as a message and
+    the page comes back unsaved, instead of a 500 or a false "saved".
+    """
+
+    def write(self, request, stored, data):
+        raise NotImplementedError
+
+    def erase(self, request, obj):
+        raise NotImplementedError
+
+    def save_model(self, request, obj, form, change):
+        stored = self.get_queryset(request).get(pk=obj.pk) if change else None
+        try:
+            saved = self.write(request, stored, form.cleaned_data)
+        except REFUSALS as exc:
+            request._write_refused = True
+            messages.error(request, _refusal(exc))
+            return
+        obj.pk = saved.pk
+
+    def delete_model(self, request, obj):
+        self.erase_each(request, [obj])
+
+    def delete_queryset(self, request, queryset):
+        self.erase_each(request, queryset)
+
+    def erase_each(self, request, objects):
+        for obj in objects:
+            try:
+                self.erase(request, obj)
+            except REFUSALS as exc:
+                messages.error(request, f"“{obj}” was kept: {_refusal(exc)}")
+
+    def response_add(self, request, obj, post_url_continue=None):
+        if getattr(request, "_write_refused", False):
+            return HttpResponseRedirect(request.path)
+        return super().response_add(request, obj, post_url_continue)
+
+    def response_change(self, request, obj):
+        if getattr(request, "_write_refused", False):
+            return HttpResponseRedirect(request.path)
+        return super().response_change(request, obj)
+
+
 class StageFilter(admin.SimpleListFilter):
     """Stages labelled with their pipeline, narrowed to the pipeline filtered on.
 
@@ -124,7 +203,7 @@ class OpportunityAdminForm(forms.ModelForm):
 
 
 @admin.register(Opportunity)
-class OpportunityAdmin(admin.ModelAdmin):
+class OpportunityAdmin(ServiceWritesAdmin):
     form = OpportunityAdminForm
     list_display = ["name", "pipeline", "stage_name", "status", "value", "owner", "updated_at"]
     list_filter = ["status", "pipeline", StageFilter, "assigned_to"]
@@ -161,9 +240,9 @@ class OpportunityAdmin(admin.ModelAdmin):
         ("Bookkeeping", {"classes": ["collapse"], "fields": readonly_fields}),
     ]
 
-    def get_queryset(self, request):
+    def visible_rows(self, user, queryset):
         # The one visibility rule applies in the admin too.
-        return opportunities_visible_to(request.user)
+        return opportunities_visible_to(user)
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "stage":
@@ -182,117 +261,21 @@ class OpportunityAdmin(admin.ModelAdmin):
         user = opportunity.assigned_to
         return (user.get_full_name() or user.username) if user else "—"
 
-    def save_model(self, request, obj, form, change):
-        fields = {name: form.cleaned_data[name] for name in EDITABLE_FIELDS}
-        try:
-            if change:
-                current = opportunities_visible_to(request.user).get(pk=obj.pk)
-                seen = form.cleaned_data.get("seen_version")
-                saved = opportunity_update(
-                    opportunity=current, user=request.user, version=seen, **fields
-                )
-            else:
-                saved = opportunity_create(user=request.user, **fields)
-        except (ValidationError, PermissionDenied, StaleVersion) as exc:
-            # The form checked what it could; this is a race or a rule only the service
-            # knows. Nothing was written: say why instead of claiming success.
-            request._opportunity_write_refused = True
-            messages.error(request, _refusal(exc))
-            return
-        obj.pk, obj.version, obj.rank = saved.pk, saved.version, saved.rank
+    def write(self, request, stored, data):
+        fields = {name: data[name] for name in EDITABLE_FIELDS}
+        if stored is None:
+            return opportunity_create(user=request.user, **fields)
+        # The version the page was opened with: a form older than someone's change fails.
+        return opportunity_update(
+            opportunity=stored, user=request.user, version=data.get("seen_version"), **fields
+        )
 
-    def response_add(self, request, obj, post_url_continue=None):
-        if getattr(request, "_opportunity_write_refused", False):
-            return HttpResponseRedirect(request.path)
-        return super().response_add(request, obj, post_url_continue)
-
-    def response_change(self, request, obj):
-        if getattr(request, "_opportunity_write_refused", False):
-            return HttpResponseRedirect(request.path)
-        return super().response_change(request, obj)
-
-    def delete_model(self, request, obj):
+    def erase(self, request, obj):
         opportunity_delete(opportunity=obj, user=request.user)
 
     def delete_queryset(self, request, queryset):
-        for opportunity in queryset.select_related("contact"):
-            opportunity_delete(opportunity=opportunity, user=request.user)
-
-
-REFUSALS = (ValidationError, PermissionDenied, StaleVersion, ObjectDoesNotExist)
-
-
-def _refusal(exc: Exception) -> str:
-    if isinstance(exc, ValidationError):
-        return " ".join(exc.messages)
-    return str(exc) or "You are not allowed to do that."
-
-
-class VisibleRowsAdmin(admin.ModelAdmin):
-    """Only assigned data in the admin too, for staff who are not superusers.
-
-    Lists, change pages, search and autocomplete show only rows the user could reach
-    through the app (`visible_rows`); choices of an opportunity or a contact offer only
-    visible ones, so a form cannot attach a row to someone else's deal.
-    """
-
-    def visible_rows(self, user, queryset):
-        raise NotImplementedError
-
-    def get_queryset(self, request):
-        return self.visible_rows(request.user, super().get_queryset(request))
-
-    def formfield_for_foreignkey(self, db_field, request, **kwargs):
-        if db_field.related_model is Opportunity:
-            kwargs["queryset"] = opportunities_visible_to(request.user)
-        elif db_field.related_model is Contact:
-            kwargs["queryset"] = contacts_visible_to(request.user)
-        return super().formfield_for_foreignkey(db_field, request, **kwargs)
-
-
-class ServiceWritesAdmin(VisibleRowsAdmin):
-    """Saves and deletes go through the services, like every other writer.
-
-    The form only parses; `write` and `erase` call the service. A refusal the form could
-    not foresee (a permission, a rule only the service knows) is shown as a message and
-    the page comes back unsaved, instead of a 500 or a false "saved".
-    """
-
-    def write(self, request, stored, data):
-        raise NotImplementedError
-
-    def erase(self, request, obj):
-        raise NotImplementedError
-
-    def save_model(self, request, obj, form, change):
-        stored = self.get_queryset(request).get(pk=obj.pk) if change else None
-        try:
-            saved = self.write(request, stored, form.cleaned_data)
-        except REFUSALS as exc:
-            request._write_refused = True
-            messages.error(request, _refusal(exc))
-            return
-        obj.pk = saved.pk
-
-    def delete_model(self, request, obj):
-        self.delete_queryset(request, [obj])
-
-    def delete_queryset(self, request, queryset):
-        for obj in queryset:
-            try:
-                self.erase(request, obj)
-            except REFUSALS as exc:
-                messages.error(request, f"“{obj}” was kept: {_refusal(exc)}")
-
-    def response_add(self, request, obj, post_url_continue=None):
-        if getattr(request, "_write_refused", False):
-            return HttpResponseRedirect(request.path)
-        return super().response_add(request, obj, post_url_continue)
-
-    def response_change(self, request, obj):
-        if getattr(request, "_write_refused", False):
-            return HttpResponseRedirect(request.path)
-        return super().response_change(request, obj)
+        # The deletion event shows each deal's contact: fetch them with the deals.
+        super().delete_queryset(request, queryset.select_related("contact"))
 
 
 class OnVisibleOpportunityAdmin(ServiceWritesAdmin):
