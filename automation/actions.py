@@ -9,7 +9,7 @@ logs it with the message.
 from datetime import timedelta
 
 from django.contrib.auth import get_user_model
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import F
 from django.utils import timezone
 
@@ -17,7 +17,10 @@ from automation import placeholders
 from automation.models import Action, ActionKind, Recipient
 from automation.notifications import notify
 from automation.services import contact_email_send
-from opportunities.models import Opportunity, Status
+from integrations.models import WebhookSubscription
+from integrations.webhooks import delivery_enqueue
+from opportunities.models import Opportunity, OpportunityEvent, Status
+from opportunities.selectors import opportunities_visible_to
 from opportunities.services import moves, records
 from opportunities.services.opportunities import opportunity_update
 from opportunities.services.related import opportunity_set_tags
@@ -155,6 +158,24 @@ def remove_tag(action, opportunity, user) -> str:
     return f"removed tag ‘{tag}’"
 
 
+def send_webhook(action, opportunity, user, *, event_id: int | None) -> str:
+    """Queue the triggering event for the action's subscription (signed, retried, logged
+    on Settings → Webhooks like every delivery)."""
+    # The deal's data leaves the CRM: only for a rule whose user may see the deal.
+    if not opportunities_visible_to(user).filter(pk=opportunity.pk).exists():
+        raise PermissionDenied(f"{user} cannot see this deal.")
+    event = OpportunityEvent.objects.filter(pk=event_id).first() if event_id else None
+    if event is None:
+        raise ValidationError("No event to send (a stale check, or pruned from the event log).")
+    # Read again: the endpoint may have been switched off since the rule was loaded.
+    subscription = WebhookSubscription.objects.filter(pk=action.webhook_id).first()
+    if subscription is None:
+        raise ValidationError("The webhook subscription was deleted.")
+    _, created = delivery_enqueue(subscription=subscription, event=event)
+    queued = "queued" if created else "already queued"
+    return f"{queued} webhook {event.type} to {subscription.url}"
+
+
 RUNNERS = {
     ActionKind.CREATE_TASK: create_task,
     ActionKind.ASSIGN_OWNER: assign_owner,
@@ -165,4 +186,7 @@ RUNNERS = {
     ActionKind.EMAIL_CONTACT: email_contact,
     ActionKind.ADD_TAG: add_tag,
     ActionKind.REMOVE_TAG: remove_tag,
+    ActionKind.SEND_WEBHOOK: send_webhook,
 }
+# Runners that also take the id of the event that started the rule (`event_id=`).
+EVENT_RUNNERS = {ActionKind.SEND_WEBHOOK}

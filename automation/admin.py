@@ -2,11 +2,13 @@
 
 Each condition and action is validated when saved (model `clean`): a stage of another
 pipeline, a deactivated user, a group without members or a task due in the past is
-refused with a message. E-mail actions are previewed with sample values after saving.
+refused with a message, and so is a webhook action whose subscription is switched off
+or deleted. E-mail actions are previewed with sample values after saving.
 """
 
 from django.contrib import admin, messages
 
+from automation.forms import webhook_label
 from automation.models import (
     Action,
     Condition,
@@ -36,7 +38,14 @@ class ActionInline(admin.StackedInline):
         "body",
         "due_in_days",
         ("stage", "status", "lost_reason"),
+        "webhook",
     ]
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        field = super().formfield_for_foreignkey(db_field, request, **kwargs)
+        if db_field.name == "webhook":
+            field.label_from_instance = webhook_label
+        return field
 
 
 @admin.register(Rule)

@@ -28,8 +28,9 @@ from decimal import Decimal
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Exists, OuterRef, Prefetch, Q
+from django.utils import timezone
 
-from automation.actions import RUNNERS
+from automation.actions import EVENT_RUNNERS, RUNNERS
 from automation.models import (
     TRIGGER_EVENT_TYPES,
     Action,
@@ -71,7 +72,9 @@ def _rules(rules) -> list[Rule]:
             "conditions__group",
             Prefetch(
                 "actions",
-                queryset=Action.objects.select_related("user", "group", "stage", "lost_reason"),
+                queryset=Action.objects.select_related(
+                    "user", "group", "stage", "lost_reason", "webhook"
+                ),
             ),
         )
     )
@@ -206,12 +209,14 @@ def _claim(rule: Rule, *, opportunity_id, event_id=None, chain=(), stale_since=N
 
 def _finish(run: RuleRun, outcome: str, detail: str) -> RuleRun:
     run.outcome, run.results = outcome, [{"outcome": outcome, "detail": detail}]
-    run.save(update_fields=["outcome", "results", "opportunity"])
+    run.finished_at = timezone.now()
+    run.save(update_fields=["outcome", "results", "opportunity", "finished_at"])
     return run
 
 
-def _run_action(action: Action, rule: Rule, opportunity_id) -> dict:
+def _run_action(action: Action, rule: Rule, opportunity_id, event_id=None) -> dict:
     label = action.get_kind_display()
+    extra = {"event_id": event_id} if action.kind in EVENT_RUNNERS else {}
     error = ""
     for attempt in range(1, MAX_ATTEMPTS + 1):
         opportunity = _load(opportunity_id)
@@ -219,7 +224,7 @@ def _run_action(action: Action, rule: Rule, opportunity_id) -> dict:
             return {"action": label, "outcome": Outcome.REFUSED, "detail": "the deal is gone"}
         try:
             with transaction.atomic():
-                detail = RUNNERS[action.kind](action, opportunity, rule.acting_user)
+                detail = RUNNERS[action.kind](action, opportunity, rule.acting_user, **extra)
             return {"action": label, "outcome": Outcome.DONE, "detail": detail}
         except StaleVersion:
             error = "the deal kept changing under it"  # someone wrote first: read again
@@ -276,7 +281,9 @@ def execute(run: RuleRun, rule: Rule) -> RuleRun:
 
     chain = list(run.chain)
     before = last_event_id()
-    results = [_run_action(action, rule, opportunity.pk) for action in rule.actions.all()]
+    results = [
+        _run_action(action, rule, opportunity.pk, run.event_id) for action in rule.actions.all()
+    ]
     caused = OpportunityEvent.objects.filter(
         id__gt=before, opportunity_id=opportunity.pk, actor=rule.acting_user
     ).values_list("id", flat=True)
@@ -289,7 +296,8 @@ def execute(run: RuleRun, rule: Rule) -> RuleRun:
         (o for o in (Outcome.FAILED, Outcome.REFUSED) if o in outcomes), Outcome.DONE
     )
     run.results = results
-    run.save(update_fields=["outcome", "results"])
+    run.finished_at = timezone.now()
+    run.save(update_fields=["outcome", "results", "finished_at"])
     if rule.problem and run.outcome == Outcome.DONE:
         Rule.objects.filter(pk=rule.pk).update(problem="")
     return run
@@ -333,7 +341,11 @@ def run_pending(limit: int = 200) -> int:
         gone = run.opportunity_id not in deals
         groups.setdefault((outcome, detail, gone), []).append(run.pk)
     for (outcome, detail, gone), ids in groups.items():
-        fields = {"outcome": outcome, "results": [{"outcome": outcome, "detail": detail}]}
+        fields = {
+            "outcome": outcome,
+            "results": [{"outcome": outcome, "detail": detail}],
+            "finished_at": timezone.now(),
+        }
         if gone:
             fields["opportunity"] = None
         RuleRun.objects.filter(pk__in=ids, outcome=Outcome.PENDING).update(**fields)
@@ -355,6 +367,7 @@ def run_pending(limit: int = 200) -> int:
             RuleRun.objects.filter(pk=run.pk, outcome=Outcome.PENDING).update(
                 outcome=Outcome.FAILED,
                 results=[{"outcome": Outcome.FAILED, "detail": detail}],
+                finished_at=timezone.now(),
             )
     return len(runs)
 

@@ -72,9 +72,24 @@ ConditionFormSet = inlineformset_factory(
     extra=1,
     can_delete=True,
 )
+
+
+class ActionForm(forms.ModelForm):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["webhook"].label_from_instance = webhook_label
+
+
+def webhook_label(subscription) -> str:
+    """Switched-off endpoints stay listed (a saved rule may point to one), marked so."""
+    name = subscription.description or subscription.url
+    return name if subscription.is_active else f"{name} (switched off)"
+
+
 ActionFormSet = inlineformset_factory(
     Rule,
     Action,
+    form=ActionForm,
     fields=[
         "position",
         "kind",
@@ -87,6 +102,7 @@ ActionFormSet = inlineformset_factory(
         "stage",
         "status",
         "lost_reason",
+        "webhook",
     ],
     extra=1,
     can_delete=True,

@@ -13,6 +13,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from automation import placeholders
+from integrations.models import WebhookSubscription
 from opportunities.models import CustomField, LostReason, Opportunity, Status
 from pipelines.models import Pipeline, Stage
 
@@ -174,6 +175,7 @@ class ActionKind(models.TextChoices):
     ADD_TAG = "add_tag", "Add a tag"
     REMOVE_TAG = "remove_tag", "Remove a tag"
     EMAIL_CONTACT = "email_contact", "E-mail the contact"
+    SEND_WEBHOOK = "send_webhook", "Send a webhook"
 
 
 class Recipient(models.TextChoices):
@@ -207,6 +209,15 @@ class Action(models.Model):
     lost_reason = models.ForeignKey(
         LostReason, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
+    # Deleting the subscription empties this: the rule's next run is refused and flagged.
+    webhook = models.ForeignKey(
+        WebhookSubscription,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="For “send a webhook”: the triggering event goes to this subscription.",
+    )
     # Round-robin position for "assign an owner among a group".
     next_index = models.PositiveIntegerField(default=0, editable=False)
 
@@ -214,6 +225,8 @@ class Action(models.Model):
         ordering = ["position", "id"]
 
     def __str__(self) -> str:
+        if self.kind == ActionKind.SEND_WEBHOOK and self.webhook_id:
+            return f"{self.get_kind_display()} to {self.webhook}"
         return f"{self.get_kind_display()}: {self.title}" if self.title else self.get_kind_display()
 
     def clean(self):
@@ -251,6 +264,8 @@ class RuleRun(models.Model):
     results = models.JSONField(default=list, blank=True)
     attempts = models.PositiveSmallIntegerField(default=1)
     created_at = models.DateTimeField(default=timezone.now)
+    # When its actions ran (the deal's timeline places the run there); empty while pending.
+    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-id"]
@@ -397,6 +412,17 @@ def action_problem(action: Action) -> tuple[str, str] | None:
         return ("recipient", "Assign to a named user or round-robin in a group.")
     if kind == ActionKind.EMAIL_CONTACT and not (action.title.strip() and action.body.strip()):
         return ("body", "Give the e-mail's subject and body.")
+    if kind == ActionKind.SEND_WEBHOOK:
+        if action.webhook_id is None:
+            return ("webhook", "Choose the webhook subscription (it may have been deleted).")
+        if not action.webhook.is_active:
+            return (
+                "webhook",
+                f"The webhook {action.webhook} is switched off; switch it on under "
+                "Settings → Webhooks or choose another.",
+            )
+        if rule is not None and rule.trigger == Trigger.STALE:
+            return ("webhook", "A stale check is no event to send: use another trigger.")
     if kind in (ActionKind.EMAIL_CONTACT, ActionKind.NOTIFY, ActionKind.CREATE_TASK):
         for field in ("title", "body"):
             try:

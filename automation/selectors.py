@@ -2,7 +2,7 @@
 
 from django.db.models import Prefetch, QuerySet
 
-from automation.models import Condition, Rule, RuleRun
+from automation.models import Action, Condition, Rule, RuleRun
 
 
 def runs_for_opportunity(opportunity, limit: int = 20) -> list[RuleRun]:
@@ -17,7 +17,7 @@ def runs_for_opportunity(opportunity, limit: int = 20) -> list[RuleRun]:
 
 def rules_for_settings() -> QuerySet[Rule]:
     return Rule.objects.select_related("pipeline", "stage", "acting_user").prefetch_related(
-        "actions",
+        Prefetch("actions", queryset=Action.objects.select_related("webhook")),
         Prefetch(
             "conditions",
             queryset=Condition.objects.select_related("user", "group", "custom_field"),

@@ -214,6 +214,33 @@ def consume(events) -> None:
         deliver_webhooks.enqueue(subscription_id, opportunity_id)
 
 
+def delivery_enqueue(*, subscription: WebhookSubscription, event) -> tuple[WebhookDelivery, bool]:
+    """Queue one event for one subscription, whatever its event types (automation's
+    "send a webhook" action); returns (delivery, created).
+
+    The same signed body, retries, log and per-deal order as the pump's deliveries; an
+    event already queued for that subscription is not queued twice (receivers see one
+    message id). Runs in the caller's transaction: the task row commits with it.
+    """
+    from integrations.tasks import deliver_webhooks
+
+    if not subscription.is_active:
+        raise ValidationError(f"The webhook {subscription.url} is switched off.")
+    delivery, created = WebhookDelivery.objects.get_or_create(
+        subscription=subscription,
+        event_id=event.pk,
+        defaults={
+            "event_type": event.type,
+            "opportunity_id": event.opportunity_id,
+            "body": message_body(event),
+            "next_attempt_at": timezone.now(),
+        },
+    )
+    if created:
+        deliver_webhooks.enqueue(subscription.pk, event.opportunity_id)
+    return delivery, created
+
+
 # --- sending -------------------------------------------------------------------------
 
 

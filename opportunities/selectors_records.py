@@ -26,10 +26,10 @@ CONTACT_SEARCH_LIMIT = 10
 class TimelineEntry:
     """One line of the record's history, whatever it came from."""
 
-    kind: str  # created, stage, status, note, task, task_done, communication
+    kind: str  # created, stage, status, note, task, task_done, communication, automation
     at: datetime
     user: object = None
-    item: object = None  # the Note, Task or Communication, for those kinds
+    item: object = None  # the Note, Task, Communication or automation run, for those kinds
     from_stage: Stage | None = None
     to_stage: Stage | None = None
     from_status: str = ""
@@ -234,8 +234,23 @@ def _count_of(ids: str, noun: str) -> str:
     return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
+# Runs still queued, or whose rule did not apply (conditions unmet, its own change), did
+# nothing on the deal. Plain strings: opportunities never imports automation (arrows).
+AUTOMATION_RUNS_HIDDEN = ("pending", "skipped")
+
+
+def record_automation_runs(opportunity: Opportunity) -> list:
+    """What automation rules did (or were refused) on the deal, with their rule: one query."""
+    return list(
+        opportunity.automation_runs.exclude(outcome__in=AUTOMATION_RUNS_HIDDEN)
+        .select_related("rule")
+        .order_by("id")
+    )
+
+
 def timeline(opportunity: Opportunity, activity: RecordActivity) -> list[TimelineEntry]:
-    """Stage and status changes, notes, tasks and communication in one list, newest first."""
+    """Stage and status changes, notes, tasks, communication and automation runs in one
+    list, newest first."""
     entries = _history_entries(opportunity, activity.history)
     entries += [
         TimelineEntry(kind="note", at=note.created_at, user=note.author, item=note)
@@ -250,6 +265,11 @@ def timeline(opportunity: Opportunity, activity: RecordActivity) -> list[Timelin
     entries += [
         TimelineEntry(kind="communication", at=entry.occurred_at, user=entry.author, item=entry)
         for entry in activity.communications
+    ]
+    # A run sits where its actions ran (after the task it created); older runs lack the time.
+    entries += [
+        TimelineEntry(kind="automation", at=run.finished_at or run.created_at, item=run)
+        for run in record_automation_runs(opportunity)
     ]
     # Stable: equal times keep the order above (a status change after its stage change).
     ordered = sorted(enumerate(entries), key=lambda pair: (pair[1].at, pair[0]), reverse=True)
