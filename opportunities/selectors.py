@@ -3,9 +3,10 @@
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
+from urllib.parse import urlencode
 
 from django.contrib.auth import get_user_model
-from django.db.models import Count, OuterRef, Q, QuerySet, StringAgg, Subquery, Sum, Value
+from django.db.models import Count, F, OuterRef, Q, QuerySet, StringAgg, Subquery, Sum, Value
 from django.db.models.functions import Coalesce, Concat
 from django.utils import timezone
 
@@ -111,6 +112,90 @@ def card_tags():
     )
 
 
+@dataclass(frozen=True)
+class SortSegment:
+    """Part of a column in one index order: `key` (then id), or id alone when None."""
+
+    where: Q
+    key: str | None
+    descending: bool = False
+
+    @property
+    def ordering(self) -> list[str]:
+        sign = "-" if self.descending else ""
+        return [f"{sign}{self.key}", f"{sign}id"] if self.key else [f"{sign}id"]
+
+
+@dataclass(frozen=True)
+class BoardSort:
+    """An order of the cards in every column (the board's `?sort=`).
+
+    A column is read segment after segment, each a range scan of one index (the close
+    date's dated cards, then the undated ones: an index cannot give NULLS LAST on SQLite).
+    """
+
+    name: str
+    label: str
+    segments: tuple[SortSegment, ...]
+    # The order of the fetched cards of all segments together.
+    order: tuple
+
+    @property
+    def is_manual(self) -> bool:
+        return self.name == MANUAL_SORT
+
+    def cursor_key(self, card: Opportunity) -> str:
+        """The card's sort key as "Load more" carries it ("" for a missing close date)."""
+        value = getattr(card, self.segments[0].key)
+        return (
+            ""
+            if value is None
+            else (value.isoformat() if hasattr(value, "isoformat") else str(value))
+        )
+
+
+MANUAL_SORT = "manual"
+BOARD_SORTS = {
+    sort.name: sort
+    for sort in (
+        BoardSort(MANUAL_SORT, "Manual order", (SortSegment(Q(), "rank"),), ("rank", "id")),
+        BoardSort(
+            "value",
+            "Value (high to low)",
+            (SortSegment(Q(), "value", descending=True),),
+            ("-value", "-id"),
+        ),
+        BoardSort(
+            "close",
+            "Close date (soonest first)",
+            (
+                SortSegment(Q(expected_close_date__isnull=False), "expected_close_date"),
+                SortSegment(Q(expected_close_date__isnull=True), None),
+            ),
+            (F("expected_close_date").asc(nulls_last=True), "id"),
+        ),
+        BoardSort(
+            "created",
+            "Created (newest first)",
+            (SortSegment(Q(), "created_at", descending=True),),
+            ("-created_at", "-id"),
+        ),
+        # "Activity" is what rotting measures: the last stage change (stage_entered_at).
+        BoardSort(
+            "activity",
+            "Last activity (most recent first)",
+            (SortSegment(Q(), "stage_entered_at", descending=True),),
+            ("-stage_entered_at", "-id"),
+        ),
+    )
+}
+
+
+def board_sort(name: str | None) -> BoardSort:
+    """The named order; an unknown or missing name is the manual order (no error)."""
+    return BOARD_SORTS.get(name or "", BOARD_SORTS[MANUAL_SORT])
+
+
 @dataclass
 class Column:
     stage: Stage
@@ -121,6 +206,7 @@ class Column:
     # The open deals among those shown: only they have a chance still to weigh.
     open_count: int = 0
     open_total: Decimal = Decimal(0)
+    sort: BoardSort = field(default_factory=lambda: BOARD_SORTS[MANUAL_SORT])
 
     @property
     def weighted_total(self) -> Decimal | None:
@@ -132,6 +218,12 @@ class Column:
     @property
     def last_card(self) -> Opportunity | None:
         return self.cards[-1] if self.cards else None
+
+    @property
+    def next_page_query(self) -> str:
+        """Where "Load more" starts: after the last card, in the column's order."""
+        card = self.last_card
+        return urlencode({"after_key": self.sort.cursor_key(card), "after_id": card.pk})
 
 
 def stage_totals(queryset: QuerySet[Opportunity], stages) -> dict[int, dict]:
@@ -158,48 +250,95 @@ def header_columns(queryset: QuerySet[Opportunity], stages) -> list[Column]:
     return [Column(stage=stage, **totals.get(stage.pk, {})) for stage in stages]
 
 
+def _after(segment: SortSegment, key: str, pk: int) -> Q:
+    """The cards of `segment` that come after (key, pk); ValidationError for a bad key."""
+    after = "lt" if segment.descending else "gt"
+    if segment.key is None:
+        return Q(**{f"id__{after}": pk})
+    value = Opportunity._meta.get_field(segment.key).to_python(key)
+    return Q(**{f"{segment.key}__{after}": value}) | Q(**{segment.key: value, f"id__{after}": pk})
+
+
+def _page_ids(
+    queryset: QuerySet[Opportunity],
+    stage: Stage,
+    sort: BoardSort,
+    after: tuple[str, int] | None = None,
+) -> list[QuerySet]:
+    """Per segment, the ids of up to a page and one of the column after `after`.
+
+    Each is an index range scan that stops after a page. SQLite refuses LIMIT directly
+    inside a compound SELECT, so each selects the ids `IN` a limited subquery, which both
+    backends accept and plan as the same scan.
+    """
+    parts = []
+    started = after is None
+    for segment in sort.segments:
+        rows = queryset.filter(segment.where, stage=stage)
+        if not started:
+            key, pk = after
+            # A missing key ("") is in the segment of missing values, the others before it.
+            if (segment.key is None) != (key == ""):
+                continue
+            rows = rows.filter(_after(segment, key, pk))
+            started = True
+        limited = rows.order_by(*segment.ordering).values("id")[: BOARD_PAGE_SIZE + 1]
+        parts.append(Opportunity.objects.filter(pk__in=limited).order_by().values("id"))
+    return parts
+
+
+def _union(parts: list[QuerySet]) -> QuerySet:
+    return parts[0].union(*parts[1:], all=True) if len(parts) > 1 else parts[0]
+
+
 def column_page(
-    queryset: QuerySet[Opportunity], stage: Stage, *, after: tuple[str, int] | None = None
+    queryset: QuerySet[Opportunity],
+    stage: Stage,
+    *,
+    after: tuple[str, int] | None = None,
+    sort: BoardSort | None = None,
 ):
-    """One page of a column, keyset-paged on (rank, id): cheap at any depth."""
-    page = queryset.filter(stage=stage)
-    if after is not None:
-        rank, pk = after
-        page = page.filter(Q(rank__gt=rank) | Q(rank=rank, id__gt=pk))
-    cards = list(with_card_fields(page).order_by("rank", "id")[: BOARD_PAGE_SIZE + 1])
+    """One page of a column in `sort`'s order, keyset-paged after (key, id) of the last
+    card shown: cheap at any depth. A key that does not parse raises ValidationError."""
+    sort = sort or board_sort(None)
+    parts = _page_ids(queryset, stage, sort, after)
+    if not parts:
+        return [], False
+    ids = _union(parts)
+    cards = list(
+        with_card_fields(Opportunity.objects.filter(pk__in=ids)).order_by(*sort.order)[
+            : BOARD_PAGE_SIZE + 1
+        ]
+    )
     return cards[:BOARD_PAGE_SIZE], len(cards) > BOARD_PAGE_SIZE
 
 
-def board_columns(queryset: QuerySet[Opportunity], stages: list[Stage]) -> list[Column]:
-    """The first page of every column plus the totals, in two queries whatever the size.
+def board_columns(
+    queryset: QuerySet[Opportunity], stages: list[Stage], *, sort: BoardSort | None = None
+) -> list[Column]:
+    """The first page of every column plus the totals, in two queries whatever the size
+    and whatever the order.
 
-    The cards are fetched by id from one UNION ALL of per-stage "first page" queries, each
-    an index range scan on (stage, status, rank, id) that stops after a page. SQLite
-    refuses LIMIT directly inside a compound SELECT, so each part selects the ids `IN` a
-    limited subquery instead, which both backends accept and plan as the same scan.
+    The cards are fetched by id from one UNION ALL of per-stage (per-segment) "first page"
+    queries, each an index range scan (see `_page_ids`).
     """
-    columns = {stage.pk: Column(stage=stage) for stage in stages}
+    sort = sort or board_sort(None)
+    columns = {stage.pk: Column(stage=stage, sort=sort) for stage in stages}
     if not stages:
         return []
     for stage_id, totals in stage_totals(queryset, stages).items():
         for name, value in totals.items():
             setattr(columns[stage_id], name, value)
 
-    firsts = [
-        Opportunity.objects.filter(
-            pk__in=queryset.filter(stage=stage)
-            .order_by("rank", "id")
-            .values("id")[: BOARD_PAGE_SIZE + 1]
-        )
-        .order_by()
-        .values("id")
+    parts = [
+        part
         for stage in stages
         if columns[stage.pk].count
+        for part in _page_ids(queryset, stage, sort)
     ]
-    if firsts:
-        ids = firsts[0].union(*firsts[1:], all=True) if len(firsts) > 1 else firsts[0]
-        cards = with_card_fields(Opportunity.objects.filter(pk__in=ids)).order_by("rank", "id")
-        for card in cards:
+    if parts:
+        cards = with_card_fields(Opportunity.objects.filter(pk__in=_union(parts)))
+        for card in cards.order_by(*sort.order):
             columns[card.stage_id].cards.append(card)
     for column in columns.values():
         column.has_more = len(column.cards) > BOARD_PAGE_SIZE

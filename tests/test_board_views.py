@@ -126,7 +126,7 @@ def test_load_more_returns_the_next_page_without_duplicates(client, manager, pip
     html = client.get(board_url(pipeline)).content.decode()
     seen, pages = [pk for pk in card_ids(html) if pk != elsewhere.pk], []
     while match := re.search(r'hx-get="([^"]*/cards/\?[^"]*)"', html):
-        assert match.group(1).count("after_rank=") == 1
+        assert match.group(1).count("after_key=") == 1
         html = client.get(match.group(1).replace("&amp;", "&"), **HTMX).content.decode()
         assert "<html" not in html
         pages.append(card_ids(html))

@@ -16,8 +16,10 @@ from opportunities.filters import OpportunityFilter
 from opportunities.forms import MoveForm, StatusForm, first_error
 from opportunities.models import LostReason, Status
 from opportunities.selectors import (
+    BOARD_SORTS,
     Column,
     board_columns,
+    board_sort,
     column_page,
     header_columns,
     opportunities_visible_to,
@@ -42,7 +44,8 @@ BOARD = "opportunities/board.html"
 CHANGE_PERMISSION = "opportunities.change_opportunity"
 
 
-PAGING_KEYS = ("after_rank", "after_id")
+# "after_rank" is the manual order's key in "Load more" links written before `after_key`.
+PAGING_KEYS = ("after_key", "after_rank", "after_id")
 # Also in a poll's query string, beside the filters: the board's stages key.
 NOT_FILTERS = (*PAGING_KEYS, "stages")
 
@@ -78,6 +81,9 @@ def _board_context(request, pipeline: Pipeline, filterset: OpportunityFilter, st
     board_url = reverse("opportunities:board", args=[pipeline.pk])
     return {
         "pipeline": pipeline,
+        # The cards' order travels with the filters (in `filter_query`), not as one.
+        "sort": board_sort(filterset.data.get("sort")),
+        "sorts": BOARD_SORTS.values(),
         "stages": stages,
         "filter": filterset,
         "filter_query": query,
@@ -143,7 +149,7 @@ def _board_response(request, pipeline: Pipeline, extra: dict, *, fragment: bool)
     stages = stages_of(pipeline)
     filterset = _filtered(request, pipeline)
     context = _board_context(request, pipeline, filterset, stages)
-    context["columns"] = board_columns(filterset.qs, stages)
+    context["columns"] = board_columns(filterset.qs, stages, sort=context["sort"])
     context["summary"] = _summary(context["columns"])
     context["event_cursor"] = cursor
     context["stages_key"] = stages_key(stages)
@@ -157,17 +163,21 @@ def _board_response(request, pipeline: Pipeline, extra: dict, *, fragment: bool)
 
 @require_GET
 def column_more(request, pipeline_id: int, stage_id: int):
-    """The next page of one column, keyset-paged after (rank, id) of its last card."""
+    """The next page of one column, keyset-paged after (sort key, id) of its last card."""
     pipeline = get_object_or_404(Pipeline, pk=pipeline_id)
     stage = get_object_or_404(pipeline.stages, pk=stage_id)
-    try:
-        after = (request.GET["after_rank"], int(request.GET["after_id"]))
-    except (KeyError, ValueError):
-        return error_response("Cannot tell where the column ended; reload the board.")
     filterset = _filtered(request, pipeline)
-    cards, has_more = column_page(filterset.qs, stage, after=after)
     context = _board_context(request, pipeline, filterset, stages_of(pipeline))
-    context["column"] = Column(stage=stage, cards=cards, has_more=has_more)
+    sort = context["sort"]
+    key = request.GET.get("after_key", request.GET.get("after_rank"))
+    try:
+        after = (key, int(request.GET["after_id"]))
+        if key is None or not 0 < after[1] < 2**63:
+            raise ValueError
+        cards, has_more = column_page(filterset.qs, stage, after=after, sort=sort)
+    except (KeyError, ValueError, ValidationError):
+        return error_response("Cannot tell where the column ended; reload the board.")
+    context["column"] = Column(stage=stage, cards=cards, has_more=has_more, sort=sort)
     return render(request, BOARD + "#cards_page", context)
 
 
@@ -185,7 +195,7 @@ def _columns_html(
     context["oob"] = True
     html = []
     if whole:
-        columns = board_columns(filterset.qs, stages)
+        columns = board_columns(filterset.qs, stages, sort=context["sort"])
         partial = "#column"
     else:
         every = header_columns(filterset.qs, all_stages if with_summary else stages)
