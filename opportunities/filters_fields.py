@@ -3,7 +3,9 @@
 Each condition is `pk IN (subquery)` on an indexed column of the value table or the tag
 table, so the list's queries keep their shape and count: the deals table is filtered by
 an index range of CustomFieldValue (field, number|date|flag, opportunity), never by a
-join that multiplies rows or a per-row function.
+join that multiplies rows or a per-row function. Text "contains" cannot be a range (the
+pattern starts with %); it is served by the custom_value_text index of migration 0012
+(covering on SQLite, trigram on PostgreSQL).
 """
 
 from decimal import Decimal, InvalidOperation
@@ -94,7 +96,10 @@ def custom_field_condition(field: CustomField, value: str = "", low: str = "", h
     else:
         if not value:
             return Q()
-        values = values.filter(text__icontains=value)
+        # icontains escapes % and _ (they match themselves). `text <> ''` changes no
+        # match (a non-empty pattern needs text) and lets PostgreSQL without pg_trgm
+        # read the field's text rows only (migration 0012, which explains the indexes).
+        values = values.filter(text__icontains=value).exclude(text="")
     return Q(pk__in=values.values("opportunity_id"))
 
 
