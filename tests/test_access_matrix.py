@@ -72,6 +72,7 @@ EXPECTED: dict[str, Expect] = {
     "opportunities:lost_form":      E(get=ALL_200, post=ALL_405),
     "opportunities:card":           E(get=ALL_200, post=ALL_405),
     "opportunities:card_menu":      E(get=ALL_200, post=ALL_405),
+    "opportunities:card_pipeline_move": E(get=ALL_405, post=P400),
     "opportunities:quick_add":      E(get=ALL_405, post=P400),
     # Record
     "opportunities:create":         E(get=ALL_200, post=P400),

@@ -15,4 +15,9 @@ urlpatterns = [
     path("opportunities/<int:pk>/lost/", board.lost_form, name="lost_form"),
     path("opportunities/<int:pk>/card/", board.card, name="card"),
     path("opportunities/<int:pk>/menu/", board.card_menu, name="card_menu"),
+    path(
+        "opportunities/<int:pk>/menu/pipeline/",
+        board.card_pipeline_move,
+        name="card_pipeline_move",
+    ),
 ]

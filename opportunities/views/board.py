@@ -4,7 +4,7 @@ from decimal import Decimal
 
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
@@ -14,6 +14,7 @@ from django.views.decorators.http import require_GET, require_POST
 from opportunities.errors import StaleVersion
 from opportunities.filters import OpportunityFilter
 from opportunities.forms import MoveForm, StatusForm, first_error
+from opportunities.forms_fields import PipelineMoveForm
 from opportunities.models import LostReason, Status
 from opportunities.selectors import (
     BOARD_SORTS,
@@ -30,6 +31,7 @@ from opportunities.selectors import (
 )
 from opportunities.selectors_live import events_cursor, stages_key
 from opportunities.services.moves import opportunity_move, opportunity_set_status
+from opportunities.services.opportunities import opportunity_update
 from opportunities.views.board_cache import cached_board_page, with_cached_permissions
 from opportunities.views.htmx import (
     error_response,
@@ -42,6 +44,7 @@ from pipelines.models import Pipeline
 
 BOARD = "opportunities/board.html"
 CHANGE_PERMISSION = "opportunities.change_opportunity"
+STALE_MENU = "This card was changed by someone else. Close and reopen its menu to try again."
 
 
 # "after_rank" is the manual order's key in "Load more" links written before `after_key`.
@@ -256,7 +259,10 @@ def move(request, pk: int):
     from_stage = opportunity.stage
     client_stage_id = _int_or_none(request.POST.get("from_stage"))
     affected = {from_stage.pk, to_stage.pk} | ({client_stage_id} if client_stage_id else set())
-    via_menu = request.POST.get("via") == "menu" or not request.htmx
+    # In a sorted view the drop's neighbours are not rank neighbours: place the card by
+    # rank (top of the column) and redraw both columns in their order, as from the menu.
+    sorted_view = not board_sort(filterset.data.get("sort")).is_manual
+    via_menu = request.POST.get("via") == "menu" or not request.htmx or sorted_view
     try:
         moved = opportunity_move(
             opportunity=opportunity,
@@ -384,10 +390,88 @@ def card_menu(request, pk: int):
         QueryDict(request.GET.get("filters", "")),
         queryset=opportunities_visible_to(request.user).filter(pipeline=pipeline),
     )
+    return _card_menu_response(request, opportunity, filterset)
+
+
+def _card_menu_response(request, opportunity, filterset, form=None, *, status=200):
+    """The menu (htmx) or the actions page; `form` is a refused pipeline move to show."""
+    pipeline = opportunity.pipeline
     context = _board_context(request, pipeline, filterset, stages_of(pipeline))
-    context |= {"card": opportunity, "standalone": not request.htmx}
+    context |= {
+        "card": opportunity,
+        "standalone": not request.htmx,
+        "pipeline_move": form or PipelineMoveForm(opportunity=opportunity),
+        "pipeline_error": first_error(form) if form is not None and form.errors else "",
+    }
     template = BOARD + "#card_menu" if request.htmx else "opportunities/card_actions.html"
-    return render(request, template, context)
+    return render(request, template, context, status=status)
+
+
+def _menu_filters(request, pipeline: Pipeline) -> OpportunityFilter:
+    """The board's filters, as the menu's forms carry them (htmx: `filters`; else `next`)."""
+    if request.htmx:
+        return _filtered(request, pipeline)
+    query = safe_next(request, "").partition("?")[2]
+    visible = opportunities_visible_to(request.user).filter(pipeline=pipeline)
+    return OpportunityFilter(QueryDict(query), queryset=visible)
+
+
+@require_POST
+@permission_required(CHANGE_PERMISSION, raise_exception=True)
+def card_pipeline_move(request, pk: int):
+    """ "Move to another pipeline…" from the card menu: the card leaves this board.
+
+    htmx: the answer replaces the card with nothing and refreshes its column's header and
+    the board's totals; a refusal is a 4xx whose text the menu shows. Without JavaScript:
+    back to the board, or the actions page again with the message and the choice kept.
+    """
+    opportunity = visible_opportunity_or_404(request, pk, related=("pipeline", "stage", "contact"))
+    pipeline, from_stage = opportunity.pipeline, opportunity.stage
+    filterset = _menu_filters(request, pipeline)
+    form = PipelineMoveForm(request.POST, opportunity=opportunity)
+    if form.is_valid():
+        target = form.cleaned_data["stage"]
+        named = request.POST.get("pipeline")
+        # A client naming the pipeline too must name the stage's own (one select sends
+        # only the stage; an API-like client may send both).
+        if named and named != str(target.pipeline_id):
+            form.add_error("stage", "That stage belongs to another pipeline.")
+    status = 400
+    if form.is_valid():
+        try:
+            opportunity_update(
+                opportunity=opportunity,
+                user=request.user,
+                version=form.cleaned_data["version"],
+                pipeline=target.pipeline,
+                stage=target,
+            )
+        except StaleVersion:
+            form.add_error(None, STALE_MENU)
+            status = 409
+        except ValidationError as exc:
+            form.add_error(None, " ".join(exc.messages))
+        except PermissionDenied as exc:
+            form.add_error(None, str(exc) or "You are not allowed to change opportunities.")
+            status = 403
+    if form.errors:
+        if not request.htmx:
+            return _card_menu_response(request, opportunity, filterset, form, status=status)
+        # No swap (a 409 would otherwise replace the card): board.js shows the text in the menu.
+        response = error_response(first_error(form), status=status)
+        response["HX-Reswap"] = "none"
+        return response
+
+    done = f"Moved “{opportunity.name}” to {target.pipeline.name} › {target.name}."
+    if not request.htmx:
+        messages.success(request, done)
+        return redirect(safe_next(request, reverse("opportunities:board", args=[pipeline.pk])))
+    # The card (the swap target) is replaced by nothing; its old column's header and the
+    # board's totals come out-of-band.
+    response = HttpResponse(
+        _columns_html(request, pipeline, filterset, {from_stage.pk}, whole=False, with_summary=True)
+    )
+    return with_toast(response, done)
 
 
 @require_GET

@@ -52,11 +52,20 @@
   }
   window.crmPostMove = postMove;
 
+  // Cards sorted by value, date… keep no hand-made order: only the manual order lets a
+  // card be dragged within its column (drops into another column still move it there).
+  function manualOrder() {
+    const el = board();
+    return !el || !el.dataset.sort || el.dataset.sort === "manual";
+  }
+  window.crmManualOrder = manualOrder;
+
   function initSortable(list) {
     if (list.dataset.sortable === "1" || typeof Sortable === "undefined") return;
     list.dataset.sortable = "1";
     Sortable.create(list, {
       group: "board",
+      sort: manualOrder(),
       animation: 150,
       draggable: ".card",
       filter: ".card-menu, .load-more, .card-editing, input, select, button",
@@ -69,7 +78,7 @@
       onStart: () => document.body.classList.add("is-dragging"),
       onEnd: (event) => {
         document.body.classList.remove("is-dragging");
-        if (event.from === event.to && event.oldIndex === event.newIndex) return;
+        if (event.from === event.to && (event.oldIndex === event.newIndex || !manualOrder())) return;
         postMove(event.item, event.from.dataset.stageId);
       },
     });
@@ -161,6 +170,18 @@
     },
     true,
   );
+
+  // A refused "Move to another pipeline…" (4xx, plain text): the message goes in the menu,
+  // which stays open with the rep's choice.
+  document.addEventListener("htmx:afterRequest", (event) => {
+    const form = event.detail.elt;
+    const xhr = event.detail.xhr;
+    if (!form || !form.matches || !form.matches("form.move-pipeline") || !xhr || xhr.status < 400) return;
+    const box = form.querySelector("[data-menu-error]");
+    if (!box) return;
+    box.textContent = window.crmErrorMessage ? window.crmErrorMessage(xhr) : xhr.responseText;
+    box.hidden = false;
+  });
 
   // Close an open card menu when clicking elsewhere.
   document.addEventListener("click", (event) => {

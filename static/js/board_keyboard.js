@@ -146,6 +146,11 @@
     const list = card.parentElement;
     const cards = cardsIn(list);
     const index = cards.indexOf(card);
+    const within = ["ArrowUp", "ArrowDown", "Home", "End"].includes(key);
+    if (within && window.crmManualOrder && !window.crmManualOrder()) {
+      announce("The cards are sorted. Switch to Manual order to move cards within a column.");
+      return;
+    }
     if (key === "ArrowUp" || key === "ArrowDown") {
       const target = key === "ArrowUp" ? index - 1 : index + 1;
       if (target < 0 || target >= cards.length) {
@@ -185,7 +190,18 @@
     const was = release();
     const card = was.card;
     const list = card.parentElement;
-    if (list === was.fromList && cardsIn(list).indexOf(card) === was.fromIndex) {
+    const sameColumn = list === was.fromList;
+    if (sameColumn && window.crmManualOrder && !window.crmManualOrder()) {
+      // Back in its sorted column: its place there is the sort's, not where it was carried.
+      relocating = true;
+      const next = was.fromNext && was.fromNext.parentElement === list ? was.fromNext : null;
+      list.insertBefore(card, next);
+      relocating = false;
+      focusCard(card);
+      announce(nameOf(card) + " dropped where it was.");
+      return;
+    }
+    if (sameColumn && cardsIn(list).indexOf(card) === was.fromIndex) {
       announce(nameOf(card) + " dropped where it was.");
       return;
     }

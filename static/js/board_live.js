@@ -117,6 +117,21 @@
     return el.dataset.versionUrl + "?" + (query ? query + "&" : "") + stages;
   }
 
+  function manualOrder(el) {
+    return !el.dataset.sort || el.dataset.sort === "manual";
+  }
+
+  // The #board fragment with the board's filters and order, as the filters form gets it.
+  async function fetchBoard(el) {
+    const query = el.dataset.filterQuery;
+    const response = await fetch(el.dataset.boardUrl + (query ? "?" + query : ""), {
+      headers: { "HX-Request": "true", "HX-Target": "board" },
+      cache: "no-store",
+      credentials: "same-origin",
+    });
+    return response.ok ? response.text() : null;
+  }
+
   async function poll() {
     const el = board();
     if (!el || stopped || polling || document.hidden || !el.dataset.versionUrl) return;
@@ -141,6 +156,13 @@
       if (board() !== el || el.dataset.eventCursor !== cursor || busy()) return;
       if (response.headers.get("X-Board-Full")) {
         swapBoard(el, html); // carries its own cursor
+        return;
+      }
+      if (html && !manualOrder(el) && /<template data-card="\d+" data-stage=/.test(html)) {
+        // Changed cards come placed after their rank neighbour, which is their place only
+        // in the manual order: a sorted board is fetched again (it carries its own cursor).
+        const fresh = await fetchBoard(el);
+        if (fresh && board() === el && el.dataset.eventCursor === cursor && !busy()) swapBoard(el, fresh);
         return;
       }
       if (html) applyChanges(html);
