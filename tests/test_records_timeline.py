@@ -128,7 +128,7 @@ def test_time_in_stages_without_history_counts_the_current_stage():
     assert timedelta(hours=5) <= item.duration < timedelta(hours=5, minutes=1)
 
 
-def test_record_activity_reads_in_four_queries(story, django_assert_num_queries):
+def test_record_activity_and_timeline_read_in_five_queries(story, django_assert_num_queries):
     opportunity, _, _ = story
     # Four for the activity, one for the automation runs the timeline shows.
     with django_assert_num_queries(5):
