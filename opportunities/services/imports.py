@@ -867,6 +867,22 @@ def _plan_related(planned: PlannedRow, cells, lookups: _Lookups, existing, empti
         if old != value:
             planned.custom[custom] = (value, stored)
             planned.extra[target] = (old, value)
+    if existing is None and pipeline_id is not None:
+        _require_custom_values(planned, cells, lookups.setup, pipeline_id, reasons)
+
+
+def _require_custom_values(planned: PlannedRow, cells, setup: "_Setup", pipeline_id, reasons):
+    """A new deal gets every required field of its pipeline, as the form and the API ask;
+    a file without the column (or an empty cell) cannot create one without it. Updates
+    only need what they touch (emptying a required field is refused by parse_value)."""
+    for custom in setup.custom_fields:
+        only = setup.custom_pipelines[custom.pk]
+        if not custom.required or (only and pipeline_id not in only):
+            continue
+        if cells.get(CUSTOM_PREFIX + custom.key):
+            continue  # given: a bad value has its own message above
+        if planned.custom.get(custom, (None,))[0] is None:
+            reasons.append(f"“{custom.name}” is required")
 
 
 def _field_errors(instance, fields, *, prefix: str = "") -> list[str]:
