@@ -105,16 +105,22 @@ def parse_value(field: CustomField, raw):
 
 def value_of(stored: CustomFieldValue):
     """The Python value a stored row holds, in the field's type."""
-    kind = stored.field.field_type
+    return typed_value(
+        stored.field.field_type, stored.text, stored.number, stored.date, stored.flag
+    )
+
+
+def typed_value(kind: str, text: str, number, day, flag):
+    """`value_of` from the row's columns (for reads that skip building model objects)."""
     if kind in (CustomFieldType.NUMBER, CustomFieldType.MONEY):
-        return stored.number
+        return number
     if kind == CustomFieldType.DATE:
-        return stored.date
+        return day
     if kind == CustomFieldType.CHECKBOX:
-        return stored.flag
+        return flag
     if kind == CustomFieldType.MULTIPLE_CHOICE:
-        return [item for item in stored.text.split("\n") if item]
-    return stored.text
+        return [item for item in text.split("\n") if item]
+    return text
 
 
 def columns_for(field: CustomField, value) -> dict:
