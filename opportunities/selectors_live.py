@@ -9,11 +9,11 @@ follows in its column, so the browser can put it in place.
 import hashlib
 from dataclasses import dataclass
 
-from django.db.models import Count, Max, Min, Q, QuerySet, Sum
+from django.db.models import Count, Max, Min, OuterRef, Q, QuerySet, Subquery, Sum
 
 from opportunities.events import last_event_id
 from opportunities.models import Opportunity, OpportunityEvent
-from opportunities.selectors import with_card_fields
+from opportunities.selectors import can_view_all, with_card_fields
 
 # More events than this since the board's cursor: the whole board is sent again.
 DELTA_LIMIT = 50
@@ -55,19 +55,50 @@ def stages_key(stages) -> str:
     return hashlib.sha256(repr(rows).encode()).hexdigest()[:16]
 
 
-def changed_opportunity_ids(pipeline_id: int, after: int, upto: int) -> list[int] | None:
-    """The opportunities of the pipeline with events in (after, upto], oldest change first.
+@dataclass
+class Changes:
+    ids: list[int]  # the changed opportunities, oldest change first
+    stage_ids: set[int]  # the columns they left or are in
+    people: set[str]  # owners and followers the events name, before and after
+
+
+def changes_since(pipeline_id: int, after: int, upto: int) -> Changes | None:
+    """The opportunities of the pipeline with events in (after, upto], from the payloads.
 
     None when there are more than DELTA_LIMIT events: cheaper to send the whole board.
     """
     rows = list(
         OpportunityEvent.objects.filter(id__gt=after, id__lte=upto, pipeline_id=pipeline_id)
         .order_by("id")
-        .values_list("opportunity_id", flat=True)[: DELTA_LIMIT + 1]
+        .values_list("opportunity_id", "payload")[: DELTA_LIMIT + 1]
     )
     if len(rows) > DELTA_LIMIT:
         return None
-    return list(dict.fromkeys(rows))
+    changes = Changes(ids=list(dict.fromkeys(pk for pk, _ in rows)), stage_ids=set(), people=set())
+    for _, payload in rows:
+        deal, changed = payload.get("opportunity") or {}, payload.get("changes") or {}
+        stages = [deal.get("pipelineStageId"), changed.get("pipelineStageId", {}).get("old")]
+        changes.stage_ids |= {int(stage) for stage in stages if stage}
+        followers = changed.get("followers", {})
+        people = [deal.get("assignedTo"), changed.get("assignedTo", {}).get("old")]
+        people += [*(followers.get("old") or []), *(followers.get("new") or [])]
+        changes.people |= {str(person) for person in people if person}
+    return changes
+
+
+def changes_concern(user, changes: Changes) -> bool:
+    """Whether any changed card is on `user`'s board, or was at the board's cursor, as far
+    as visibility goes (filters aside); if not, the board has nothing to redraw.
+
+    Someone who sees every deal: yes. Otherwise a card was or is theirs only if the events
+    name them as its owner or follower (the first event of a card carries its owner before
+    the change, or the old owner when it changed), or if they follow it and nobody changed
+    its followers since: that is the one read here.
+    """
+    if can_view_all(user) or str(user.pk) in changes.people:
+        return True
+    follows = Opportunity.followers.through.objects.filter(user_id=user.pk)
+    return follows.filter(opportunity_id__in=changes.ids).exists()
 
 
 @dataclass
@@ -77,19 +108,17 @@ class PlacedCard:
 
 
 def placed_cards(queryset: QuerySet[Opportunity], ids: list[int]) -> list[PlacedCard]:
-    """The given cards as `queryset` (filters, visibility) shows them, with their places.
+    """The given cards as `queryset` (filters, visibility) shows them, with their places,
+    in one query (the card above each is a subquery on the column's (rank, id) index).
 
     A card missing from the answer left the board for this rep (filtered out, no longer
     visible, deleted, moved to another pipeline).
     """
-    placed = []
-    for card in with_card_fields(queryset.filter(pk__in=ids)).order_by("rank", "id"):
-        above = (
-            queryset.filter(stage_id=card.stage_id)
-            .filter(Q(rank__lt=card.rank) | Q(rank=card.rank, id__lt=card.pk))
-            .order_by("-rank", "-id")
-            .values_list("id", flat=True)
-            .first()
-        )
-        placed.append(PlacedCard(card=card, after_id=above))
-    return placed
+    above = (
+        queryset.filter(stage_id=OuterRef("stage_id"))
+        .filter(Q(rank__lt=OuterRef("rank")) | Q(rank=OuterRef("rank"), id__lt=OuterRef("pk")))
+        .order_by("-rank", "-id")
+        .values("id")[:1]
+    )
+    cards = with_card_fields(queryset.filter(pk__in=ids)).annotate(above_id=Subquery(above))
+    return [PlacedCard(card=card, after_id=card.above_id) for card in cards.order_by("rank", "id")]

@@ -17,6 +17,7 @@ from opportunities.services.opportunities import (
     opportunity_delete,
     opportunity_update,
 )
+from opportunities.services.related import opportunity_set_followers
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -113,7 +114,9 @@ def test_a_move_by_another_user_sends_the_card_in_its_place_and_the_headers(clie
     assert response.status_code == 200
     assert placed(response) == {cards[0].pk: {"stage": stages[1].pk, "after": None}}
     assert 'data-version="2"' in html
-    assert all(f'id="column-head-{stage.pk}" hx-swap-oob="true"' in html for stage in stages)
+    # The headers of the two columns the card left and entered; the others did not change.
+    heads = [f'id="column-head-{stage.pk}" hx-swap-oob="true"' in html for stage in stages]
+    assert heads == [True, True, False, False]
     assert 'id="board-summary"' in html
     assert response["X-Event-Cursor"] == str(last_event_id())
     assert "<form" not in html
@@ -180,13 +183,60 @@ def test_another_reps_card_never_appears(client, board, manager):
     pipeline, stages, _, _ = board
     otto = factories.rep(username="otto")
     cursor = last_event_id()
-    theirs = opportunity_create(
+    opportunity_create(
         user=manager, name="Otto's deal", pipeline=pipeline, stage=stages[0], assigned_to=otto
     )
     response = poll(client, pipeline, cursor)
-    assert placed(response) == {}
-    assert removed(response) == {theirs.pk}
-    assert "Otto" not in response.content.decode()
+    # Nothing on this rep's board changed: only the new cursor, no card, no header.
+    assert response.status_code == 204
+    assert response.content == b""
+    assert response["X-Event-Cursor"] == str(last_event_id())
+
+
+def test_another_reps_move_is_answered_in_five_queries(client, board, manager):
+    pipeline, stages, _, _ = board
+    theirs = factories.OpportunityFactory(stage=stages[0], assigned_to=factories.rep())
+    poll(client, pipeline, 0)  # the user's permissions are cached from here on
+    cursor = last_event_id()
+    opportunity_move(opportunity=theirs, to_stage=stages[1], version=1, user=manager)
+    key = stages_key(stages)
+    with CaptureQueriesContext(connection) as captured:
+        response = poll(client, pipeline, cursor, stages=key)
+    assert response.status_code == 204
+    # user, newest event, stages with the pipeline, events, does the rep follow them
+    assert len(captured) == 5
+
+
+def test_a_followed_card_deleted_by_someone_else_is_removed(client, board, manager):
+    pipeline, stages, _, rep = board
+    followed = factories.OpportunityFactory(stage=stages[1], assigned_to=factories.rep())
+    followed.followers.add(rep)
+    cursor = last_event_id()
+    opportunity_delete(opportunity=followed, user=factories.UserFactory(is_superuser=True))
+    response = poll(client, pipeline, cursor)
+    assert removed(response) == {followed.pk}
+    assert f'id="column-head-{stages[1].pk}" hx-swap-oob="true"' in response.content.decode()
+
+
+def test_a_card_the_rep_no_longer_follows_disappears(client, board, manager):
+    pipeline, stages, _, rep = board
+    followed = factories.OpportunityFactory(stage=stages[2], assigned_to=factories.rep())
+    followed.followers.add(rep)
+    cursor = last_event_id()
+    opportunity_set_followers(opportunity=followed, user=manager, followers=[])
+    response = poll(client, pipeline, cursor)
+    assert removed(response) == {followed.pk}
+    assert f'id="column-head-{stages[2].pk}" hx-swap-oob="true"' in response.content.decode()
+
+
+def test_a_card_that_becomes_the_reps_appears(client, board, manager):
+    pipeline, stages, _, rep = board
+    theirs = factories.OpportunityFactory(stage=stages[3], assigned_to=factories.rep())
+    cursor = last_event_id()
+    opportunity_update(opportunity=theirs, user=manager, version=1, assigned_to=rep)
+    assert placed(poll(client, pipeline, cursor)) == {
+        theirs.pk: {"stage": stages[3].pk, "after": None}
+    }
 
 
 def test_a_card_reassigned_away_from_the_rep_disappears(client, board, manager):
@@ -244,8 +294,9 @@ def test_a_delta_runs_the_same_queries_at_any_size(client, board, manager, other
     with CaptureQueriesContext(connection) as captured:
         response = poll(client, pipeline, cursor, stages=key)
     assert response.status_code == 200
-    # user, newest event, pipeline, stages, events, cards, the card above, totals
-    assert len(captured) <= 9
+    # user, newest event, stages with the pipeline, events, cards with the card above
+    # each, totals
+    assert len(captured) == 6
 
 
 def test_anonymous_poll_is_sent_to_the_login_page(client, board):

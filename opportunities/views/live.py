@@ -3,11 +3,12 @@
 The board carries the id of the last event it reflects (`data-event-cursor`) and asks
 every few seconds with `If-None-Match: "e<id>"` and its filters in the query string:
 - nothing happened anywhere since: 304, two queries (user, newest event id);
-- only other pipelines changed: 204 with the new cursor;
+- only other pipelines changed, or only cards this user neither sees nor saw (another
+  rep's): 204 with the new cursor;
 - a few cards of this pipeline changed: 200 with just those cards (each in a <template>
   saying which card it now follows; an empty one with data-remove for a card that left
-  this rep's board), the column headers and the toolbar totals; board_live.js puts them
-  in place;
+  this rep's board), the headers of the columns they left or entered and the toolbar
+  totals; board_live.js puts them in place;
 - more than DELTA_LIMIT events, the stages changed, or an unknown cursor: the whole board
   fragment, marked `X-Board-Full`.
 The answer always carries the new cursor in `X-Event-Cursor` and as the ETag. Everything
@@ -20,16 +21,17 @@ from django.utils.cache import patch_cache_control
 from django.utils.http import parse_etags, quote_etag
 from django.views.decorators.http import require_GET
 
-from opportunities.selectors import header_columns, stages_of
+from opportunities.selectors import header_columns
 from opportunities.selectors_live import (
-    changed_opportunity_ids,
+    changes_concern,
+    changes_since,
     events_cursor,
     placed_cards,
     stages_key,
 )
 from opportunities.views import board as board_views
 from opportunities.views.board_cache import with_cached_permissions
-from pipelines.models import Pipeline
+from pipelines.models import Pipeline, Stage
 
 
 def _cursor_from(request) -> int | None:
@@ -59,26 +61,40 @@ def board_version(request, pipeline_id: int):
     return response
 
 
+def _pipeline_and_stages(pipeline_id: int) -> tuple[Pipeline, list[Stage]]:
+    """The pipeline with its columns, in one query (two for a pipeline without stages)."""
+    stages = list(
+        Stage.objects.filter(pipeline_id=pipeline_id)
+        .select_related("pipeline")
+        .order_by("position", "id")
+    )
+    if stages:
+        return stages[0].pipeline, stages
+    return get_object_or_404(Pipeline, pk=pipeline_id), []
+
+
 def _changes(request, pipeline_id: int, cursor: int, newest: int) -> HttpResponse:
-    pipeline = get_object_or_404(Pipeline, pk=pipeline_id)
-    stages = stages_of(pipeline)
-    ids = None if cursor > newest else changed_opportunity_ids(pipeline_id, cursor, newest)
-    if ids is None or request.GET.get("stages") != stages_key(stages):
+    pipeline, stages = _pipeline_and_stages(pipeline_id)
+    changes = None if cursor > newest else changes_since(pipeline_id, cursor, newest)
+    if changes is None or request.GET.get("stages") != stages_key(stages):
         response = board_views.board_fragment(request, pipeline)
         response["X-Board-Full"] = "1"
         return response
-    if not ids:
+    if not changes.ids or not changes_concern(request.user, changes):
+        # Nothing on this board moved (another rep's cards): just the new cursor.
         return HttpResponse(status=204)
     filterset = board_views.filtered(request, pipeline)
-    placed = placed_cards(filterset.qs, ids)
+    placed = placed_cards(filterset.qs, changes.ids)
     shown = {item.card.pk for item in placed}
+    # Every column's totals (one GROUP BY) for the toolbar's; only the headers of the
+    # columns the changed cards left or entered are sent.
     columns = header_columns(filterset.qs, stages)
     context = board_views.board_context(request, pipeline, filterset, stages)
     context |= {
         "oob": True,
         "placed": placed,
-        "removed": [pk for pk in ids if pk not in shown],
-        "columns": columns,
+        "removed": [pk for pk in changes.ids if pk not in shown],
+        "columns": [column for column in columns if column.stage.pk in changes.stage_ids],
         "summary": board_views.summary(columns),
     }
     return board_views.render(request, board_views.BOARD + "#live_changes", context)
