@@ -112,20 +112,21 @@ def seed_values() -> None:
     )
 
 
-def measure(client, params: dict) -> tuple[float, int, int]:
+def measure(client, params: dict) -> tuple[float, float, int, int]:
     client.get("/opportunities/", params)  # warm
-    times = []
+    times, cpu = [], []
     for _ in range(REPEAT):
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.process_time()
         client.get("/opportunities/", params)
         times.append((time.perf_counter() - started) * 1000)
+        cpu.append((time.process_time() - started_cpu) * 1000)
     with CaptureQueriesContext(connection) as queries:
         client.get("/opportunities/", params)
     data = QueryDict(mutable=True)
     for key, value in params.items():
         data.setlist(key, [str(item) for item in value] if isinstance(value, list) else [value])
     matches = ManagerOpportunityFilter(data, queryset=Opportunity.objects.all()).qs.count()
-    return statistics.median(times), len(queries), matches
+    return statistics.median(times), statistics.median(cpu), len(queries), matches
 
 
 def main() -> None:
@@ -150,15 +151,24 @@ def main() -> None:
         ("tags, all of two", {"tag": [tag_a.pk, tag_b.pk], "tag_match": "all"}),
     ]
     print(f"deals: {Opportunity.objects.count():,}; database: {DB}")
-    print(f"{'list':42} {'median ms':>10} {'queries':>8} {'matches':>9} {'ratio':>6}")
-    base_ms = base_queries = None
+    print(f"load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    # Wall time is the goal's measure; this process's CPU time beside it, which other
+    # programs on a busy machine disturb less (SQLite runs in this process).
+    print(
+        f"{'list':42} {'median ms':>10} {'cpu ms':>7} {'queries':>8} {'matches':>9} "
+        f"{'ratio':>6} {'cpu ratio':>9}"
+    )
+    base = None
     for label, params in cases:
-        ms, queries, matches = measure(client, params)
-        if base_ms is None:
-            base_ms, base_queries = ms, queries
-        ratio = ms / base_ms
-        verdict = "met" if ratio <= 2 and queries <= base_queries else "MISSED"
-        print(f"{label:42} {ms:10.0f} {queries:8d} {matches:9,d} {ratio:5.2f}x {verdict}")
+        ms, cpu_ms, queries, matches = measure(client, params)
+        if base is None:
+            base = (ms, cpu_ms, queries)
+        ratio, cpu_ratio = ms / base[0], cpu_ms / base[1]
+        verdict = "met" if ratio <= 2 and queries <= base[2] else "MISSED"
+        print(
+            f"{label:42} {ms:10.0f} {cpu_ms:7.0f} {queries:8d} {matches:9,d} "
+            f"{ratio:5.2f}x {cpu_ratio:8.2f}x {verdict}"
+        )
 
 
 if __name__ == "__main__":

@@ -124,3 +124,21 @@ def test_postgresql_has_the_trigram_index_or_the_btree_fallback():
         assert "gin" in definition and "gin_trgm_ops" in definition
     else:
         assert "btree" in definition and "<> ''" in definition
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's index")
+@pytest.mark.parametrize("where", ["custom_value_text", None])
+def test_postgresql_matches_the_same_with_the_fallback_or_no_index(deals, where):
+    # As on a server where pg_trgm could not be created (DDL rolls back with the test).
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # DDL waits for no deferred check
+        cursor.execute("DROP INDEX custom_value_text")
+        if where:
+            cursor.execute(
+                f"CREATE INDEX {where} ON opportunities_customfieldvalue "
+                "(field_id, opportunity_id) WHERE text <> ''"
+            )
+    assert _matches("note", "BANK") == {"Upper", "Lower"}
+    assert _matches("note", "50%") == {"Percent"}
+    assert _matches("note", "snake_") == {"Under"}
+    assert _matches("story", "needle at") == {"Long"}
