@@ -9,7 +9,19 @@ follows in its column, so the browser can put it in place.
 import hashlib
 from dataclasses import dataclass
 
-from django.db.models import Count, Max, Min, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models import (
+    CharField,
+    Count,
+    Max,
+    Min,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+)
+from django.db.models.functions import Cast, Concat
 
 from opportunities.events import last_event_id
 from opportunities.models import Opportunity, OpportunityEvent
@@ -21,27 +33,36 @@ DELTA_LIMIT = 50
 RECENT = 100
 
 
-def board_fingerprint(pipeline_id: int) -> str:
-    """A value that changes whenever a card of the pipeline's board is written.
+def board_fingerprint(pipeline_id: int) -> Subquery:
+    """A value that changes whenever a card of the pipeline's board is written, as a
+    subquery, so the board page cache reads it in the same query as the rest of its key.
 
     Beside the event cursor in the board page cache's key, for writes that append no
-    event (a bulk update in a data migration, test factories). One query over the RECENT
-    most recently updated opportunities, read backwards from the (pipeline, updated_at,
+    event (a bulk update in a data migration, test factories). Over the RECENT most
+    recently updated opportunities, found backwards on the (pipeline, updated_at,
     version) index: a new `updated_at`, a higher version, or a recent card gone.
     """
     recent = (
         Opportunity.objects.filter(pipeline_id=pipeline_id)
         .order_by("-updated_at")
-        .values("updated_at", "version")[:RECENT]
+        .values("pk")[:RECENT]
     )
-    row = recent.aggregate(
-        cards=Count("*"),
-        newest=Max("updated_at"),
-        oldest=Min("updated_at"),
-        versions=Sum("version"),
+    text = CharField()
+    parts = [Count("*"), Max("updated_at"), Min("updated_at"), Sum("version")]
+    dashed = [piece for part in parts for piece in (Value("-"), Cast(part, text))][1:]
+    row = (
+        Opportunity.objects.filter(pk__in=recent)
+        .order_by()
+        .values("pipeline_id")
+        .annotate(fingerprint=Concat(*dashed, output_field=text))
+        .values("fingerprint")
     )
-    stamps = [row[key].timestamp() if row[key] else 0 for key in ("newest", "oldest")]
-    return "{cards}-{:.6f}-{:.6f}-{versions}".format(*stamps, **row)
+    return Subquery(row, output_field=text)
+
+
+def events_cursor_read() -> Subquery:
+    """`events_cursor` as a subquery."""
+    return Subquery(OpportunityEvent.objects.order_by("-id").values("id")[:1])
 
 
 def events_cursor() -> int:

@@ -6,10 +6,10 @@ the page is rendered once per (pipeline state, user, permissions, filters, day) 
 in the cache with two placeholders where the per-request secrets go: the CSRF token and
 the CSP nonce are filled in on every answer, never cached.
 
-The key is read in three small queries: the id of the newest event (every change to a
-deal appends one; the page carries it as the live poll's cursor), the fingerprint of the
-pipeline's recently written cards (writes that append no event) and the pipelines with their
-stages (names, order, probabilities: what the columns and tabs show). What neither covers
+The key is read in one query: the id of the newest event (every change to a deal appends
+one; the page carries it as the live poll's cursor), the fingerprint of the pipeline's
+recently written cards (writes that append no event) and the pipelines with their stages
+(names, order, probabilities: what the columns and tabs show). What neither covers
 (a renamed contact or user, a new source in the filter list) shows up with the next
 change, or after TTL at the latest.
 """
@@ -27,7 +27,7 @@ from django.utils import timezone
 from django.utils.cache import patch_cache_control, patch_vary_headers
 from django.utils.http import parse_etags, quote_etag
 
-from opportunities.selectors_live import board_fingerprint, events_cursor
+from opportunities.selectors_live import board_fingerprint, events_cursor_read
 from pipelines.models import Pipeline
 
 TTL = 300  # seconds; see the module docstring for what only the TTL refreshes
@@ -73,12 +73,20 @@ def with_cached_permissions(view):
     return wrapper
 
 
-def _pipelines_signature(pipeline_id: int) -> str:
-    """The tabs and this pipeline's columns, in one query; 404 for an unknown pipeline."""
+def board_state(pipeline_id: int) -> tuple[int, str]:
+    """The newest event id and a signature of everything else the key needs that lives
+    in the database: the tabs, this pipeline's columns and its recently written cards.
+
+    One query: the pipelines with their stages, each row also carrying the two
+    uncorrelated subqueries (computed once). 404 for an unknown pipeline.
+    """
     rows = list(
         Pipeline.objects.filter(Q(is_archived=False) | Q(pk=pipeline_id))
+        .annotate(cursor=events_cursor_read(), recent=board_fingerprint(pipeline_id))
         .order_by("position", "id", "stages__position", "stages__id")
         .values_list(
+            "cursor",
+            "recent",
             "pk",
             "name",
             "position",
@@ -90,19 +98,19 @@ def _pipelines_signature(pipeline_id: int) -> str:
             "stages__rotting_days",
         )
     )
-    if not any(row[0] == pipeline_id for row in rows):
+    if not any(row[2] == pipeline_id for row in rows):
         raise Http404("No such pipeline.")
     # Other pipelines matter only by their tab (name, order); their stages do not.
-    return repr([row if row[0] == pipeline_id else row[:4] for row in rows])
+    tabs = [row[2:] if row[2] == pipeline_id else row[2:6] for row in rows]
+    return rows[0][0] or 0, f"{rows[0][1]}:{tabs!r}"
 
 
-def board_page_key(request, pipeline_id: int, cursor: int) -> str:
+def board_page_key(request, pipeline_id: int, cursor: int, signature: str) -> str:
     user = request.user
     parts = [
         str(pipeline_id),
-        _pipelines_signature(pipeline_id),
+        signature,
         str(cursor),
-        board_fingerprint(pipeline_id),
         str(user.pk),
         user.get_username(),
         user.get_full_name(),
@@ -148,8 +156,8 @@ def cached_board_page(request, pipeline_id: int, render_page) -> HttpResponse:
     user = request.user
     if user.is_active and not user.is_superuser:
         user._perm_cache = set(user_permissions(user))  # the page asks for a few
-    cursor = events_cursor()
-    key = board_page_key(request, pipeline_id, cursor)
+    cursor, signature = board_state(pipeline_id)
+    key = board_page_key(request, pipeline_id, cursor, signature)
     etag = _etag(key, request)
     if etag in parse_etags(request.headers.get("If-None-Match", "")):
         get_token(request)  # keep the CSRF cookie as fresh as a full answer would
