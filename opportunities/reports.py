@@ -17,12 +17,14 @@ from django.db.models import (
     Count,
     DateTimeField,
     DurationField,
+    Exists,
     ExpressionWrapper,
     F,
-    Max,
-    Min,
+    IntegerField,
+    OuterRef,
     Q,
     QuerySet,
+    Subquery,
     Sum,
     Value,
 )
@@ -122,11 +124,19 @@ def opportunity_summary(queryset: QuerySet[Opportunity]) -> Summary:
         ),
     )
     average = figures.pop("average_close")
+    # Grouped by `lost_reason_id + 0`, the name read once per reason: grouped by the
+    # column itself, SQLite walked the lost-reason index and fetched every lost deal's
+    # row, instead of the lost deals' entries of the (status, ...) index.
+    reason = ExpressionWrapper(F("lost_reason_id") + 0, output_field=IntegerField())
     reasons = (
         base.filter(status=Status.LOST, lost_reason__isnull=False)
-        .values("lost_reason__name")
-        .annotate(count=Count("id"), value=Coalesce(Sum("value"), ZERO))
-        .order_by("-count", "-value", "lost_reason__name")
+        .values(reason=reason)
+        .annotate(
+            count=Count("id"),
+            value=Coalesce(Sum("value"), ZERO),
+            name=Subquery(LostReason.objects.filter(pk=OuterRef("reason")).values("name")[:1]),
+        )
+        .order_by("-count", "-value", "name")
     )
     lost_total = figures["lost_count"] or 1
     return Summary(
@@ -134,7 +144,7 @@ def opportunity_summary(queryset: QuerySet[Opportunity]) -> Summary:
         average_days_to_close=_average_days(average),
         lost_reasons=[
             LostReasonCount(
-                name=row["lost_reason__name"],
+                name=row["name"],
                 count=row["count"],
                 value=row["value"],
                 share=round(100 * row["count"] / lost_total),
@@ -174,10 +184,16 @@ def stage_funnels(queryset: QuerySet[Opportunity]) -> list[Funnel]:
     An opportunity reached a stage if a history row moved it there or it is there now.
     Only stages marked "show in funnel" count, as HighLevel's funnel does.
     """
-    ids = queryset.order_by().values("pk")
+    # The set's deals per (stage, pipeline) first: the pipelines present come from the
+    # same index read (a `pipeline IN (subquery)` listed every deal's pipeline).
+    there_now = list(
+        queryset.order_by().values("stage_id", "pipeline_id").annotate(count=Count("id"))
+    )
+    if not there_now:
+        return []
     stages = list(
         Stage.objects.filter(
-            show_in_funnel=True, pipeline__in=queryset.order_by().values("pipeline_id")
+            show_in_funnel=True, pipeline__in={row["pipeline_id"] for row in there_now}
         )
         .select_related("pipeline")
         .order_by("pipeline__position", "pipeline_id", "position", "id")
@@ -189,7 +205,11 @@ def stage_funnels(queryset: QuerySet[Opportunity]) -> list[Funnel]:
     # opportunity: plain grouped counts, no correlated subquery per row.
     reached = dict.fromkeys(stage_ids, 0)
     for row in (
-        OpportunityHistory.objects.filter(opportunity__in=ids, to_stage__in=stage_ids)
+        # EXISTS per history row: `IN (the set's ids)` listed every deal of the set first.
+        OpportunityHistory.objects.filter(
+            Exists(queryset.order_by().filter(pk=OuterRef("opportunity_id"))),
+            to_stage__in=stage_ids,
+        )
         .values("to_stage")
         .annotate(
             moved=Count("opportunity", distinct=True),
@@ -200,10 +220,9 @@ def stage_funnels(queryset: QuerySet[Opportunity]) -> list[Funnel]:
         .order_by()
     ):
         reached[row["to_stage"]] += row["moved"] - row["moved_and_there"]
-    for row in (
-        queryset.order_by().filter(stage__in=stage_ids).values("stage").annotate(count=Count("id"))
-    ):
-        reached[row["stage"]] += row["count"]
+    for row in there_now:
+        if row["stage_id"] in reached:
+            reached[row["stage_id"]] += row["count"]
 
     funnels: dict[int, Funnel] = {}
     for stage in stages:
@@ -233,7 +252,7 @@ def won_lost_by_month(queryset: QuerySet[Opportunity], *, at_least: int = 1) -> 
     decided = queryset.order_by().filter(
         status__in=[Status.WON, Status.LOST], closed_at__isnull=False
     )
-    bounds = decided.aggregate(first=Min("closed_at"), last=Max("closed_at"))
+    bounds = _first_and_last(decided)
     if bounds["last"] is None:
         return []
     last = _as_date(bounds["last"])
@@ -261,6 +280,26 @@ def won_lost_by_month(queryset: QuerySet[Opportunity], *, at_least: int = 1) -> 
         )
         for month in months
     ]
+
+
+def _first_and_last(decided: QuerySet[Opportunity]) -> dict:
+    """The first and last closing date of the set, in one query.
+
+    Each is the first entry of an ordered read that stops there: an index on the closing
+    date serves it in a few steps, where MIN/MAX under `status IN (...)` read every
+    decided deal (30% of the list's time at N = 100,000).
+    """
+    dates = decided.values("closed_at")
+    row = (
+        Opportunity.objects.annotate(
+            first=Subquery(dates.order_by("closed_at")[:1]),
+            last=Subquery(dates.order_by("-closed_at")[:1]),
+        )
+        .values("first", "last")
+        .order_by()[:1]
+    )
+    # No deal at all: no row, and no bounds either.
+    return next(iter(row), {"first": None, "last": None})
 
 
 def _month_key():

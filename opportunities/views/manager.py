@@ -125,9 +125,12 @@ def opportunity_list(request):
     queryset = filterset.qs
     # Tags for the shown page only: one query, whatever the filters.
     rows = list_rows(queryset).prefetch_related("tags")
-    page = Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
-    page.object_list = with_days_open_count(list(page.object_list))
     summary = opportunity_summary(queryset)
+    paginator = Paginator(rows, PAGE_SIZE)
+    # The summary counted this very set already: no second COUNT over it for the pages.
+    paginator.count = summary.count
+    page = paginator.get_page(request.GET.get("page"))
+    page.object_list = with_days_open_count(list(page.object_list))
     context = {
         "nav": "list",
         "filter": filterset,
