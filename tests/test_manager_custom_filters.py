@@ -159,7 +159,9 @@ def test_filters_add_no_query(deals, manager_client):
         manager_client.get(
             LIST_URL, {"cf": "budget", "cf_min": "100", "tag": [vip.pk], "tag_match": "all"}
         )
-    assert len(filtered) == len(plain)
+    # The plain list also reads its figures' cache key (2 queries); filtered by tags and
+    # custom fields, the figures are computed without it (list_figures.py).
+    assert len(filtered) == len(plain) - 2
 
 
 def test_huge_filter_values_are_refused_not_crashing(deals, manager_client):

@@ -191,3 +191,43 @@ def test_the_aggregates_read_the_list_indexes_not_the_deals_rows():
     assert bounds.count("USING INDEX opportunities_opportunity_closed_at") == 2
     counts = _plans(lambda: stage_funnels(live))[0]
     assert "COVERING INDEX opp_list_stages" in counts
+
+
+def test_paging_and_sorting_reuse_the_figures_until_a_deal_changes(client):
+    pipeline, stages = factories.pipeline_with_stages()
+    manager = factories.manager()
+    client.force_login(manager)
+    factories.OpportunityFactory.create_batch(
+        60, stage=stages[1], status=Status.WON, value=10, closed_at=timezone.now()
+    )
+    with CaptureQueriesContext(connection) as first:
+        html = client.get(LIST_URL).content.decode()
+    assert kpi(html, "count") == "60"
+    with CaptureQueriesContext(connection) as again:
+        html = client.get(LIST_URL + "?page=2&sort=-value").content.decode()
+    # Summary (2), funnel (3) and monthly chart (2) queries are not run again.
+    assert len(again) == len(first) - 7
+    assert (kpi(html, "count"), kpi(html, "won")) == ("60", "$600")
+
+    # A write that appends no event (a factory, a data migration) still shows at once.
+    factories.OpportunityFactory(stage=stages[0], value=5)
+    html = client.get(LIST_URL + "?page=2").content.decode()
+    assert (kpi(html, "count"), kpi(html, "total")) == ("61", "$605")
+    # And a write through the services.
+    deal = opportunity_create(user=manager, name="Acme", pipeline=pipeline, value=100)
+    opportunity_set_status(opportunity=deal, status=Status.WON, version=deal.version, user=manager)
+    html = client.get(LIST_URL + "?sort=name").content.decode()
+    assert (kpi(html, "count"), kpi(html, "won")) == ("62", "$700")
+
+
+def test_figures_are_kept_per_user_and_per_filters(client):
+    _, stages = factories.pipeline_with_stages()
+    rep = factories.rep()
+    factories.OpportunityFactory(stage=stages[0], assigned_to=rep, value=100)
+    factories.OpportunityFactory(stage=stages[0], value=900)
+    client.force_login(factories.manager())
+    assert kpi(client.get(LIST_URL).content.decode(), "total") == "$1,000"
+    html = client.get(LIST_URL + "?value_min=500").content.decode()
+    assert kpi(html, "total") == "$900"
+    client.force_login(rep)
+    assert kpi(client.get(LIST_URL).content.decode(), "total") == "$100"

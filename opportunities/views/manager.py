@@ -15,7 +15,6 @@ from django.views.decorators.http import require_GET, require_http_methods
 from django.views.decorators.vary import vary_on_headers
 
 from imports_log.models import ImportRun
-from opportunities.charts import funnel_chart, month_chart
 from opportunities.exports import export_filename, export_response
 from opportunities.filters_manager import (
     SORT_FIELDS,
@@ -23,15 +22,13 @@ from opportunities.filters_manager import (
     QuickView,
     quick_view_conditions,
 )
+from opportunities.list_figures import list_figures
 from opportunities.models import Status
 from opportunities.reports import (
     filter_options,
     list_rows,
-    opportunity_summary,
     quick_view_counts,
-    stage_funnels,
     with_days_open_count,
-    won_lost_by_month,
 )
 from opportunities.selectors import opportunities_visible_to
 from opportunities.services.bulk import ACTION_CHOICES
@@ -64,8 +61,6 @@ PREVIEW_ROWS = 25
 IMPORT_STEP_SECONDS = 1.0
 # The same without JavaScript: fewer clicks, well within a worker's timeout.
 IMPORT_PAGE_STEP_SECONDS = 20.0
-# The monthly chart keeps a readable time axis even when the selection spans one month.
-MIN_MONTHS_SHOWN = 6
 
 # (sort key, header, right-aligned); the keys are ManagerOpportunityFilter's whitelist.
 TABLE_COLUMNS = [
@@ -125,19 +120,18 @@ def opportunity_list(request):
     queryset = filterset.qs
     # Tags for the shown page only: one query, whatever the filters.
     rows = list_rows(queryset).prefetch_related("tags")
-    summary = opportunity_summary(queryset)
+    # Summary and charts: computed once per data state and filters, whatever the page/sort.
+    figures = list_figures(request, queryset)
     paginator = Paginator(rows, PAGE_SIZE)
     # The summary counted this very set already: no second COUNT over it for the pages.
-    paginator.count = summary.count
+    paginator.count = figures["summary"].count
     page = paginator.get_page(request.GET.get("page"))
     page.object_list = with_days_open_count(list(page.object_list))
     context = {
         "nav": "list",
         "filter": filterset,
         "page": page,
-        "summary": summary,
-        "funnels": [funnel_chart(funnel) for funnel in stage_funnels(queryset)],
-        "months": month_chart(won_lost_by_month(queryset, at_least=MIN_MONTHS_SHOWN)),
+        **figures,
         "headers": _sort_headers(filterset.sort_value),
         "sort": filterset.sort_value,
         "selected_statuses": filterset.statuses,
