@@ -320,18 +320,91 @@ def test_drag_to_another_stage_answers_both_column_heads_and_the_new_version(
     assert html.count('hx-swap-oob="true"') == 2
 
 
+# session (cached), user, transaction start, the card with its pipeline, both stages and
+# the ranks around the drop, UPDATE, history, event, transaction end, the two headers'
+# totals; PostgreSQL adds the stage lock and the event log's append lock.
+DRAG_QUERIES = 8
+
+
 @pytest.mark.parametrize("others", [1, 40])
-def test_drag_runs_the_same_few_queries_at_any_size(client, manager, pipeline_and_stages, others):
+def test_drag_runs_the_same_eight_queries_at_any_size(client, manager, pipeline_and_stages, others):
     _, stages = pipeline_and_stages
     deal = factories.OpportunityFactory(stage=stages[0])
     above, below = (factories.OpportunityFactory(stage=stages[1]) for _ in range(2))
     for index in range(others):
         factories.OpportunityFactory(stage=stages[index % 4])
+    move(client, above, stages[1], after=below.pk)  # the user's permissions are cached
+    above.refresh_from_db()
     with CaptureQueriesContext(connection) as queries:
         response = move(client, deal, stages[1], before=above.pk, after=below.pk)
     assert response.status_code == 200
-    # session, user, permissions x2, opportunity, stage; the service; one totals query
-    assert len(queries) <= 16
+    expected = DRAG_QUERIES + (2 if connection.vendor == "postgresql" else 0)
+    assert len(queries) == expected, [query["sql"][:60] for query in queries]
+    column = list(Opportunity.objects.filter(stage=stages[1]).order_by("rank", "id"))
+    assert column.index(above) + 1 == column.index(deal) == column.index(below) - 1
+
+
+def test_a_followers_drag_takes_the_same_queries(client, pipeline_and_stages):
+    _, stages = pipeline_and_stages
+    rep = factories.rep()
+    client.force_login(rep)
+    deal = factories.OpportunityFactory(stage=stages[0], assigned_to=factories.rep())
+    deal.followers.add(rep)
+    mine = factories.OpportunityFactory(stage=stages[2], assigned_to=rep)
+    move(client, mine, stages[3])  # the user's permissions are cached
+    with CaptureQueriesContext(connection) as queries:
+        response = move(client, deal, stages[1])
+    assert response.status_code == 200
+    assert len(queries) == DRAG_QUERIES + (2 if connection.vendor == "postgresql" else 0)
+    assert Opportunity.objects.get(pk=deal.pk).stage == stages[1]
+
+
+@pytest.mark.parametrize(
+    ("stage", "message"),
+    [("abc", "That stage does not exist any more."), ("", "Choose a stage."), ("0", "exist")],
+)
+def test_drag_with_a_malformed_stage_is_a_readable_400(
+    client, manager, pipeline_and_stages, stage, message
+):
+    _, stages = pipeline_and_stages
+    deal = factories.OpportunityFactory(stage=stages[0])
+    url = reverse("opportunities:move", args=[deal.pk])
+    response = client.post(url, {"stage": stage, "version": 1}, **HTMX)
+    assert response.status_code == 400
+    assert message in response.content.decode()
+    assert Opportunity.objects.get(pk=deal.pk).version == 1
+
+
+def test_drag_to_a_stage_that_does_not_exist_is_a_readable_400(
+    client, manager, pipeline_and_stages
+):
+    _, stages = pipeline_and_stages
+    deal = factories.OpportunityFactory(stage=stages[0])
+    url = reverse("opportunities:move", args=[deal.pk])
+    response = client.post(url, {"stage": 10**9, "version": 1}, **HTMX)
+    assert response.status_code == 400
+    assert "not part of this opportunity's pipeline" in response.content.decode()
+
+
+def test_refused_move_without_javascript_returns_to_the_board_with_the_message(
+    client, manager, pipeline_and_stages
+):
+    pipeline, stages = pipeline_and_stages
+    deal = factories.OpportunityFactory(stage=stages[0])
+    url = reverse("opportunities:move", args=[deal.pk])
+    response = client.post(url, {"stage": "abc", "version": 1}, follow=True)
+    assert response.redirect_chain[-1][0] == board_url(pipeline)
+    assert "That stage does not exist any more." in response.content.decode()
+
+
+@pytest.mark.parametrize("htmx", [True, False])
+def test_refused_move_of_an_invisible_card_is_404(client, pipeline_and_stages, htmx):
+    _, stages = pipeline_and_stages
+    client.force_login(factories.rep())
+    theirs = factories.OpportunityFactory(stage=stages[0], assigned_to=factories.rep())
+    url = reverse("opportunities:move", args=[theirs.pk])
+    headers = HTMX if htmx else {}
+    assert client.post(url, {"stage": "abc", "version": 1}, **headers).status_code == 404
 
 
 def test_move_between_neighbours_orders_the_card_between_them(client, manager, pipeline_and_stages):

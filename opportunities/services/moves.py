@@ -1,13 +1,16 @@
 """Moving cards between and within stages, and changing their status."""
 
+from dataclasses import dataclass
+
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Q, Subquery
+from django.db.models import FilteredRelation, Q, Subquery
 
 from opportunities import ranking
 from opportunities.errors import StaleVersion
 from opportunities.models import LostReason, Opportunity, Status
-from opportunities.services.access import ensure_may_change
+from opportunities.selectors import opportunities_visible_to
+from opportunities.services.access import ensure_may_change, ensure_permission
 from opportunities.services.writing import (
     check_status,
     lock_stages,
@@ -22,36 +25,50 @@ def _column(stage: Stage, moving_id: int | None):
     return column.exclude(pk=moving_id) if moving_id else column
 
 
-def _gap(stage: Stage, moving_id, before_id, after_id) -> tuple[str | None, str | None]:
-    """The ranks around the drop point, read from the database, not from the client.
+def _rank_of(queryset):
+    return Subquery(queryset.values("rank")[:1])
+
+
+def _gap_reads(stage_id: int, moving_id, before_id, after_id) -> dict[str, Subquery]:
+    """The ranks around the drop point as subqueries, so one SELECT reads them all.
 
     `before_id` is the card the client shows above the drop, `after_id` the one below.
-    A neighbour that is no longer in this stage is ignored; the real neighbour in the
-    database on the other side is used, so cards the client cannot see keep their place.
+    Each is looked up with its real neighbour on the other side, and the column's top
+    card for when neither is still in this stage; `_gap_from` picks the answer.
     """
-    column = _column(stage, moving_id)
+    column = Opportunity.objects.filter(stage_id=stage_id, deleted_at__isnull=True)
+    if moving_id:
+        column = column.exclude(pk=moving_id)
+    reads = {"gap_top": _rank_of(column.order_by("rank", "id"))}
     if before_id:
-        # The card above and the one right below it, in one read (the subquery finds the
-        # card above's rank; NULL, so no row, when it left the column).
-        rank = Subquery(column.filter(pk=before_id).values("rank")[:1])
-        pair = list(
-            column.filter(Q(rank__gt=rank) | Q(rank=rank, id__gte=before_id))
-            .order_by("rank", "id")
-            .values_list("rank", "id")[:2]
-        )
-        if pair and pair[0][1] == before_id:
-            return pair[0][0], pair[1][0] if len(pair) > 1 else None
+        rank = _rank_of(column.filter(pk=before_id))
+        below = column.filter(Q(rank__gt=rank) | Q(rank=rank, id__gt=before_id))
+        reads |= {"gap_before": rank, "gap_below": _rank_of(below.order_by("rank", "id"))}
     if after_id:
-        rank = Subquery(column.filter(pk=after_id).values("rank")[:1])
-        pair = list(
-            column.filter(Q(rank__lt=rank) | Q(rank=rank, id__lte=after_id))
-            .order_by("-rank", "-id")
-            .values_list("rank", "id")[:2]
-        )
-        if pair and pair[0][1] == after_id:
-            return pair[1][0] if len(pair) > 1 else None, pair[0][0]
-    top = column.order_by("rank", "id").values_list("rank", flat=True).first()
-    return None, top
+        rank = _rank_of(column.filter(pk=after_id))
+        above = column.filter(Q(rank__lt=rank) | Q(rank=rank, id__lt=after_id))
+        reads |= {"gap_after": rank, "gap_above": _rank_of(above.order_by("-rank", "-id"))}
+    return reads
+
+
+GAP_NAMES = ("gap_top", "gap_before", "gap_below", "gap_after", "gap_above")
+
+
+def _gap_from(row: dict) -> tuple[str | None, str | None]:
+    """The gap from `_gap_reads`' values: a neighbour that left the column is ignored and
+    the real neighbour in the database on the other side is used, so cards the client
+    cannot see keep their place."""
+    if row.get("gap_before") is not None:
+        return row["gap_before"], row.get("gap_below")
+    if row.get("gap_after") is not None:
+        return row.get("gap_above"), row["gap_after"]
+    return None, row["gap_top"]
+
+
+def _gap(stage: Stage, moving_id, before_id, after_id) -> tuple[str | None, str | None]:
+    """The ranks around the drop point, read from the database (one query)."""
+    reads = _gap_reads(stage.pk, moving_id, before_id, after_id)
+    return _gap_from(Stage.objects.filter(pk=stage.pk).values(**reads).get())
 
 
 def _respace_column(stage: Stage, moving_id, before_id, after_id) -> str:
@@ -78,6 +95,10 @@ def _respace_column(stage: Stage, moving_id, before_id, after_id) -> str:
 
 def rank_for_drop(stage: Stage, *, moving_id=None, before_id=None, after_id=None) -> str:
     before, after = _gap(stage, moving_id, before_id, after_id)
+    return _key_in_gap(stage, before, after, moving_id, before_id, after_id)
+
+
+def _key_in_gap(stage: Stage, before, after, moving_id, before_id, after_id) -> str:
     try:
         key = ranking.key_between(before, after)
     except ranking.InvalidKey:  # equal neighbours left by an old bug or a manual edit
@@ -125,6 +146,56 @@ def opportunity_move(
     if to_stage.pk != opportunity.stage_id:
         changes["stage"] = to_stage
     return opportunity_write(opportunity=opportunity, version=version, user=user, changes=changes)
+
+
+@dataclass
+class Drop:
+    opportunity: Opportunity  # as written: new stage, rank and version
+    from_stage: Stage
+    to_stage: Stage
+
+
+NOT_IN_PIPELINE = "That stage is not part of this opportunity's pipeline."
+
+
+@transaction.atomic
+def opportunity_drop(
+    *, pk: int, stage_id: int, version: int, user, before_id=None, after_id=None
+) -> Drop:
+    """`opportunity_move` for the board, which knows the card and the stage by id only.
+
+    The same checks and writes, in fewer statements: the card (as `user` may see it),
+    its pipeline, stage and contact, the target stage and the ranks around the drop point
+    come in one SELECT, read inside the write's transaction after the stage lock (on
+    SQLite the transaction is IMMEDIATE: it holds the one write lock already), so that
+    read is as fresh as the write. Raises Opportunity.DoesNotExist for a card `user`
+    cannot see, PermissionDenied, ValidationError for a stage of another pipeline (or
+    none), StaleVersion.
+    """
+    lock_stages(stage_id)
+    before_id, after_id = _parse_id(before_id), _parse_id(after_id)
+    target = FilteredRelation("pipeline__stages", condition=Q(pipeline__stages__pk=stage_id))
+    row = (
+        opportunities_visible_to(user)
+        .annotate(to_stage=target, **_gap_reads(stage_id, pk, before_id, after_id))
+        .select_related("pipeline", "stage", "contact", "to_stage")
+        .get(pk=pk)
+    )
+    # Read through the visibility rule, so only the permission is left to check.
+    ensure_permission(user, "change_opportunity")
+    to_stage = getattr(row, "to_stage", None)  # no attribute when the join found none
+    if to_stage is None:
+        raise ValidationError({"stage": NOT_IN_PIPELINE})
+    if row.version != version:
+        raise StaleVersion(row.pk)
+    gap = _gap_from({name: getattr(row, name, None) for name in GAP_NAMES})
+    rank = _key_in_gap(to_stage, *gap, row.pk, before_id, after_id)
+    from_stage = row.stage
+    changes = {"rank": rank}
+    if to_stage.pk != row.stage_id:
+        changes["stage"] = to_stage
+    moved = opportunity_write(opportunity=row, version=version, user=user, changes=changes)
+    return Drop(opportunity=moved, from_stage=from_stage, to_stage=to_stage)
 
 
 @transaction.atomic

@@ -5,7 +5,7 @@ from decimal import Decimal
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import HttpResponse, QueryDict
+from django.http import Http404, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -13,9 +13,9 @@ from django.views.decorators.http import require_GET, require_POST
 
 from opportunities.errors import StaleVersion
 from opportunities.filters import OpportunityFilter
-from opportunities.forms import MoveForm, StatusForm, first_error
+from opportunities.forms import StatusForm, first_error
 from opportunities.forms_fields import PipelineMoveForm
-from opportunities.models import LostReason, Status
+from opportunities.models import LostReason, Opportunity, Status
 from opportunities.selectors import (
     BOARD_SORTS,
     Column,
@@ -30,10 +30,12 @@ from opportunities.selectors import (
     with_card_fields,
 )
 from opportunities.selectors_live import events_cursor, stages_key
-from opportunities.services.moves import opportunity_move, opportunity_set_status
+from opportunities.services.moves import opportunity_drop, opportunity_set_status
 from opportunities.services.opportunities import opportunity_update
 from opportunities.views.board_cache import cached_board_page, with_cached_permissions
+from opportunities.views.board_drop import DropForm
 from opportunities.views.htmx import (
+    NOT_VISIBLE,
     error_response,
     json_attr,
     safe_next,
@@ -243,56 +245,68 @@ def _int_or_none(value):
 @require_POST
 @permission_required(CHANGE_PERMISSION, raise_exception=True)
 def move(request, pk: int):
-    # The contact comes along: the service puts the deal, as the API shows it, in the event.
-    opportunity = visible_opportunity_or_404(request, pk, related=("pipeline", "stage", "contact"))
-    pipeline = opportunity.pipeline
-    board_url = reverse("opportunities:board", args=[pipeline.pk])
-    form = MoveForm(request.POST, pipeline=pipeline)
+    # The card, its pipeline and both stages are read by the service, with the ranks
+    # around the drop, in one query inside the write's transaction.
+    form = DropForm(request.POST)
     if not form.is_valid():
-        if not request.htmx:
-            messages.error(request, first_error(form))
-            return redirect(safe_next(request, board_url))
-        return error_response(first_error(form))
-
-    filterset = _filtered(request, pipeline)
-    to_stage = form.cleaned_data["stage"]
-    from_stage = opportunity.stage
+        return _move_refused(request, pk, first_error(form))
+    data = form.cleaned_data
     client_stage_id = _int_or_none(request.POST.get("from_stage"))
-    affected = {from_stage.pk, to_stage.pk} | ({client_stage_id} if client_stage_id else set())
     # In a sorted view the drop's neighbours are not rank neighbours: place the card by
     # rank (top of the column) and redraw both columns in their order, as from the menu.
-    sorted_view = not board_sort(filterset.data.get("sort")).is_manual
+    sorted_view = not board_sort(_filter_data(request).get("sort")).is_manual
     via_menu = request.POST.get("via") == "menu" or not request.htmx or sorted_view
     try:
-        moved = opportunity_move(
-            opportunity=opportunity,
-            to_stage=to_stage,
-            version=form.cleaned_data["version"],
+        drop = opportunity_drop(
+            pk=pk,
+            stage_id=data["stage"],
+            version=data["version"],
             user=request.user,
-            before_id=None if via_menu else form.cleaned_data["before"],
-            after_id=None if via_menu else form.cleaned_data["after"],
+            before_id=None if via_menu else data["before"],
+            after_id=None if via_menu else data["after"],
         )
+    except Opportunity.DoesNotExist as exc:
+        raise Http404(NOT_VISIBLE) from exc
     except StaleVersion as exc:
+        # Rolled back: the card as it is now tells which columns to show again.
+        opportunity = visible_opportunity_or_404(request, pk)
+        pipeline = opportunity.pipeline
         if not request.htmx:
             messages.error(request, exc.message)
-            return redirect(safe_next(request, board_url))
+            return redirect(safe_next(request, _board_url(pipeline)))
+        affected = {opportunity.stage_id, data["stage"]} | {client_stage_id} - {None}
+        filterset = _filtered(request, pipeline)
         return _conflict(request, pipeline, filterset, affected, exc.message)
     except ValidationError as exc:
-        message = " ".join(exc.messages)
-        if not request.htmx:
-            messages.error(request, message)
-            return redirect(safe_next(request, board_url))
-        return error_response(message)
+        return _move_refused(request, pk, " ".join(exc.messages))
 
+    opportunity, from_stage, to_stage = drop.opportunity, drop.from_stage, drop.to_stage
+    pipeline = opportunity.pipeline
     if not request.htmx:
         messages.success(request, f"Moved “{opportunity.name}” to {to_stage.name}.")
-        return redirect(safe_next(request, board_url))
+        return redirect(safe_next(request, _board_url(pipeline)))
+    filterset = _filtered(request, pipeline)
+    affected = {from_stage.pk, to_stage.pk} | {client_stage_id} - {None}
     if via_menu:
         # The card jumps to the top of another column: redraw both columns.
         response = HttpResponse(_columns_html(request, pipeline, filterset, affected, whole=True))
         response["HX-Reswap"] = "none"
         return with_toast(response, f"Moved “{opportunity.name}” to {to_stage.name}.")
-    return _drag_answer(request, pipeline, filterset, moved, [from_stage, to_stage], affected)
+    return _drag_answer(request, pipeline, filterset, opportunity, [from_stage, to_stage], affected)
+
+
+def _board_url(pipeline) -> str:
+    return reverse("opportunities:board", args=[pipeline.pk])
+
+
+def _move_refused(request, pk: int, message: str) -> HttpResponse:
+    """A 400 with the message (404 for a card the user cannot see, which the refusal must
+    not reveal); without JavaScript, back to the board with it."""
+    opportunity = visible_opportunity_or_404(request, pk)
+    if request.htmx:
+        return error_response(message)
+    messages.error(request, message)
+    return redirect(safe_next(request, _board_url(opportunity.pipeline)))
 
 
 def _drag_answer(request, pipeline, filterset, moved, stages, affected) -> HttpResponse:
