@@ -31,6 +31,9 @@ from opportunities.selectors import can_view_all, with_card_fields
 DELTA_LIMIT = 50
 # How many of the pipeline's most recently changed cards the fingerprint looks at.
 RECENT = 100
+# The largest id a database integer holds: a URL's larger number names no pipeline (and a
+# foreign-key filter with it would overflow on SQLite).
+MAX_ID = 2**63 - 1
 
 
 def board_fingerprint(pipeline_id: int) -> Subquery:

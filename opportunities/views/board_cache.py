@@ -27,7 +27,7 @@ from django.utils import timezone
 from django.utils.cache import patch_cache_control, patch_vary_headers
 from django.utils.http import parse_etags, quote_etag
 
-from opportunities.selectors_live import board_fingerprint, events_cursor_read
+from opportunities.selectors_live import MAX_ID, board_fingerprint, events_cursor_read
 from pipelines.models import Pipeline
 
 TTL = 300  # seconds; see the module docstring for what only the TTL refreshes
@@ -80,6 +80,8 @@ def board_state(pipeline_id: int) -> tuple[int, str]:
     One query: the pipelines with their stages, each row also carrying the two
     uncorrelated subqueries (computed once). 404 for an unknown pipeline.
     """
+    if pipeline_id > MAX_ID:
+        raise Http404("No such pipeline.")
     rows = list(
         Pipeline.objects.filter(Q(is_archived=False) | Q(pk=pipeline_id))
         .annotate(cursor=events_cursor_read(), recent=board_fingerprint(pipeline_id))

@@ -15,7 +15,7 @@ The answer always carries the new cursor in `X-Event-Cursor` and as the ETag. Ev
 comes from the database, so it works the same on any number of gunicorn workers.
 """
 
-from django.http import HttpResponse, HttpResponseNotModified
+from django.http import Http404, HttpResponse, HttpResponseNotModified
 from django.shortcuts import get_object_or_404
 from django.utils.cache import patch_cache_control
 from django.utils.http import parse_etags, quote_etag
@@ -23,6 +23,7 @@ from django.views.decorators.http import require_GET
 
 from opportunities.selectors import header_columns
 from opportunities.selectors_live import (
+    MAX_ID,
     changes_concern,
     changes_since,
     events_cursor,
@@ -63,6 +64,8 @@ def board_version(request, pipeline_id: int):
 
 def _pipeline_and_stages(pipeline_id: int) -> tuple[Pipeline, list[Stage]]:
     """The pipeline with its columns, in one query (two for a pipeline without stages)."""
+    if pipeline_id > MAX_ID:
+        raise Http404("No such pipeline.")
     stages = list(
         Stage.objects.filter(pipeline_id=pipeline_id)
         .select_related("pipeline")
