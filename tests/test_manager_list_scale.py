@@ -7,11 +7,18 @@ from decimal import Decimal
 
 import pytest
 from django.db import connection
+from django.db.models import Q
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from opportunities.models import Opportunity, OpportunityHistory, Status
-from opportunities.reports import opportunity_summary, stage_funnels, won_lost_by_month
+from opportunities.reports import (
+    opportunity_summary,
+    quick_view_counts,
+    stage_funnels,
+    won_lost_by_month,
+)
+from opportunities.selectors import opportunities_visible_to
 from opportunities.services.moves import opportunity_set_status
 from opportunities.services.opportunities import opportunity_create, opportunity_delete
 from tests import factories
@@ -231,3 +238,25 @@ def test_figures_are_kept_per_user_and_per_filters(client):
     assert kpi(html, "total") == "$900"
     client.force_login(rep)
     assert kpi(client.get(LIST_URL).content.decode(), "total") == "$100"
+
+
+def test_quick_view_counts_cover_only_the_visible_deals_and_are_zero_without_any():
+    conditions = {
+        "abandoned": Q(status=Status.ABANDONED),
+        "won": Q(status=Status.WON),
+    }
+    assert quick_view_counts(Opportunity.objects.none(), conditions) == {
+        "abandoned": 0,
+        "won": 0,
+    }
+    assert quick_view_counts(Opportunity.objects.all(), conditions) == {"abandoned": 0, "won": 0}
+    _, stages = factories.pipeline_with_stages()
+    rep = factories.rep()
+    factories.OpportunityFactory(stage=stages[0], status=Status.ABANDONED, assigned_to=rep)
+    factories.OpportunityFactory(stage=stages[0], status=Status.ABANDONED)
+    factories.OpportunityFactory(stage=stages[0], status=Status.WON, deleted_at=timezone.now())
+    assert quick_view_counts(opportunities_visible_to(rep), conditions) == {
+        "abandoned": 1,
+        "won": 0,
+    }
+    assert quick_view_counts(Opportunity.objects.all(), conditions) == {"abandoned": 2, "won": 1}
