@@ -12,7 +12,6 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import connection
 from django.db.models import (
-    Avg,
     CharField,
     Count,
     DateTimeField,
@@ -109,22 +108,37 @@ def opportunity_summary(queryset: QuerySet[Opportunity]) -> Summary:
     has a close date, measured from its creation.
     """
     base = queryset.order_by()
-    figures = base.aggregate(
-        count=Count("id"),
-        total_value=Coalesce(Sum("value"), ZERO),
-        won_count=Count("id", filter=Q(status=Status.WON)),
-        won_value=Coalesce(Sum("value", filter=Q(status=Status.WON)), ZERO),
-        lost_count=Count("id", filter=Q(status=Status.LOST)),
-        lost_value=Coalesce(Sum("value", filter=Q(status=Status.LOST)), ZERO),
-        closed_count=Count("id", filter=Q(status__in=CLOSED_STATUSES, closed_at__isnull=False)),
-        # The whole days written when each deal closed: a plain number to average (a date
-        # difference per row was a Python call per row on SQLite, 40% of the list).
-        average_close=Avg(
-            "days_to_close",
-            filter=Q(status__in=CLOSED_STATUSES, closed_at__isnull=False),
-        ),
+    closed = Q(closed_at__isnull=False)
+    # Per status, in the order of the (deleted_at, status, ...) index: no sort, and one
+    # sum per row instead of a FILTER per figure (a third less at N = 100,000). The
+    # whole days written when each deal closed are summed as integers, so the average is
+    # exact (a date difference per row was a Python call per row on SQLite).
+    per_status = {
+        row.pop("status"): row
+        for row in base.values("status").annotate(
+            count=Count("id"),
+            value=Coalesce(Sum("value"), ZERO),
+            closed=Count("id", filter=closed),
+            days=Sum("days_to_close", filter=closed),
+            days_known=Count("days_to_close", filter=closed),
+        )
+    }
+    empty = {"count": 0, "value": ZERO, "closed": 0, "days": None, "days_known": 0}
+    won, lost = (per_status.get(status, empty) for status in (Status.WON, Status.LOST))
+    finished = [per_status[status] for status in CLOSED_STATUSES if status in per_status]
+    days_known = sum(row["days_known"] for row in finished)
+    figures = {
+        "count": sum(row["count"] for row in per_status.values()),
+        "total_value": sum((row["value"] for row in per_status.values()), ZERO),
+        "won_count": won["count"],
+        "won_value": won["value"],
+        "lost_count": lost["count"],
+        "lost_value": lost["value"],
+        "closed_count": sum(row["closed"] for row in finished),
+    }
+    average = (
+        Decimal(sum(row["days"] or 0 for row in finished)) / days_known if days_known else None
     )
-    average = figures.pop("average_close")
     # Grouped by `lost_reason_id + 0`, the name read once per reason: grouped by the
     # column itself, SQLite walked the lost-reason index and fetched every lost deal's
     # row, instead of the lost deals' entries of the (status, ...) index.
@@ -155,10 +169,10 @@ def opportunity_summary(queryset: QuerySet[Opportunity]) -> Summary:
     )
 
 
-def _average_days(average) -> Decimal | None:
+def _average_days(average: Decimal | None) -> Decimal | None:
     if average is None:
         return None
-    return Decimal(str(average)).quantize(Decimal("0.1"))
+    return average.quantize(Decimal("0.1"))
 
 
 @dataclass(frozen=True)

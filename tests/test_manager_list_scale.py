@@ -260,3 +260,23 @@ def test_quick_view_counts_cover_only_the_visible_deals_and_are_zero_without_any
         "won": 0,
     }
     assert quick_view_counts(Opportunity.objects.all(), conditions) == {"abandoned": 2, "won": 1}
+
+
+def test_summary_is_the_same_whatever_the_sort(client):
+    _, stages = factories.pipeline_with_stages()
+    for days, status in ((3, Status.WON), (4, Status.LOST), (6, Status.ABANDONED)):
+        factories.OpportunityFactory(
+            stage=stages[0],
+            status=status,
+            value=days * 100,
+            closed_at=timezone.now(),
+            days_to_close=days,
+        )
+    factories.OpportunityFactory(stage=stages[0], value=50)
+    client.force_login(factories.manager())
+    for sort in ("", "?sort=days_open", "?sort=-closed", "?sort=owner"):
+        html = client.get(LIST_URL + sort).content.decode()
+        figures = [kpi(html, name) for name in ("count", "total", "won", "win-rate")]
+        assert figures == ["4", "$1,350", "$300", "50.0%"]
+        # (3 + 4 + 6) / 3 = 4.33: every closed deal, open ones left out.
+        assert kpi(html, "days-to-close") == "4.3"
