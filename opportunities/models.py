@@ -158,6 +158,13 @@ class Opportunity(models.Model):
             models.Index(
                 fields=["status", "stage_entered_at"], name="opp_open_since", condition=LIVE
             ),
+            # A column sorted by expected close date (the board's "Close date" order) reads
+            # this index in order instead of sorting the whole stage.
+            models.Index(
+                fields=["stage", "status", "expected_close_date", "id"],
+                name="opp_board_close",
+                condition=LIVE,
+            ),
             # A move reads its new neighbours by (rank, id) within the stage, any status.
             models.Index(fields=["stage", "rank", "id"], name="opp_stage_rank", condition=LIVE),
             # A rep's column totals: the same index-only read as the manager's.
