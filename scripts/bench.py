@@ -918,7 +918,16 @@ def write_doc(text: str) -> None:
         DOC.write_text(f"# Benchmarks\n\n{block}\n")
 
 
+OPTIONS = ("--quick", "--no-doc", "--export", "--gap")
+
+
 def main(argv: list[str]) -> None:
+    if {"-h", "--help"} & set(argv):
+        print(__doc__)
+        return
+    unknown = [arg for arg in argv if arg.startswith("-") and arg not in OPTIONS]
+    if unknown:
+        sys.exit(f"unknown option {' '.join(unknown)}; options: {', '.join(OPTIONS)}")
     if argv and argv[0] == "measure":
         n, repeat = int(argv[1]), int(argv[2])
         result = measure(n, export="--export" in argv, gap="--gap" in argv, repeat=repeat)
