@@ -3,6 +3,8 @@
     .venv/bin/python scripts/bench.py            # everything (first run seeds, ~5 min)
     .venv/bin/python scripts/bench.py --quick    # N = 100 and 10,000 only, shorter wrk
     .venv/bin/python scripts/bench.py --no-doc   # print only; docs/benchmarks.md untouched
+    .venv/bin/python scripts/bench.py --load-only --no-doc   # only gunicorn + wrk: the
+        # hellos and the move (never writes the doc)
 
 1. Seeds `manage.py seed_demo --opportunities N` into one SQLite file per N (100, 10,000,
    100,000), kept in bench/ (keyed by the migrations and the seeding code) and copied
@@ -617,7 +619,12 @@ def ensure_wrk() -> bool:
     return shutil.which("wrk") is not None
 
 
-def under_load(n: int, folder: Path, seconds: int) -> dict | None:
+LOAD_ENDPOINTS = ("hello", "hello_signed_in", "board", "poll", "move")
+
+
+def under_load(
+    n: int, folder: Path, seconds: int, endpoints: tuple[str, ...] = LOAD_ENDPOINTS
+) -> dict | None:
     if not ensure_wrk():
         print("  wrk is not available: skipping the gunicorn part")
         return None
@@ -650,16 +657,16 @@ def under_load(n: int, folder: Path, seconds: int) -> dict | None:
         signed_in = ("-H", f"Cookie: {cookie}")
         _wrk(f"{base}/bench/hello/", 2)  # warm both workers
         _wrk(board, 2, *signed_in)
-        etag = _etag(poll, cookie)
-        return {
-            "hello": _wrk(f"{base}/bench/hello/", seconds),
-            "hello_signed_in": _wrk(f"{base}/bench/hello-signed-in/", seconds, *signed_in),
-            "board": _wrk(board, seconds, *signed_in),
-            "poll": _wrk(poll, seconds, *signed_in, "-H", f"If-None-Match: {etag}"),
-            "move": _wrk(f"{base}/", seconds, "-s", str(script)),
-            "n": n,
-            "seconds": seconds,
+        runs = {
+            "hello": lambda: _wrk(f"{base}/bench/hello/", seconds),
+            "hello_signed_in": lambda: _wrk(f"{base}/bench/hello-signed-in/", seconds, *signed_in),
+            "board": lambda: _wrk(board, seconds, *signed_in),
+            "poll": lambda: _wrk(
+                poll, seconds, *signed_in, "-H", f"If-None-Match: {_etag(poll, cookie)}"
+            ),
+            "move": lambda: _wrk(f"{base}/", seconds, "-s", str(script)),
         }
+        return {key: runs[key]() for key in endpoints} | {"n": n, "seconds": seconds}
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -918,7 +925,26 @@ def write_doc(text: str) -> None:
         DOC.write_text(f"# Benchmarks\n\n{block}\n")
 
 
-OPTIONS = ("--quick", "--no-doc", "--export", "--gap")
+OPTIONS = ("--quick", "--no-doc", "--export", "--gap", "--load-only")
+
+
+def load_only(quick: bool) -> None:
+    """Only the gunicorn + wrk part, for the ceiling and the move (a trial: no doc)."""
+    print(f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {machine()}.", flush=True)
+    with tempfile.TemporaryDirectory(prefix="crm-bench-") as folder:
+        load = under_load(
+            10_000, Path(folder), 5 if quick else 10, ("hello", "hello_signed_in", "move")
+        )
+    if load is None:
+        return
+    ceiling = load["hello_signed_in"]["rps"]
+    for key in ("hello", "hello_signed_in", "move"):
+        r = load[key]
+        print(f"{key:16} {r['rps']:8.1f} req/s  p50 {r['p50']:>9}  {r['rps'] / ceiling:6.1%}")
+    m = load["move"]
+    print(f"moves: {m.get('ok', 0)} applied, {m.get('conflict', 0)} 409, {m.get('other', 0)} other")
+    errors = {key: load[key]["socket_errors"] for key in ("hello", "hello_signed_in", "move")}
+    print(f"socket errors: {errors}")
 
 
 def main(argv: list[str]) -> None:
@@ -938,6 +964,9 @@ def main(argv: list[str]) -> None:
         return
 
     quick = "--quick" in argv
+    if "--load-only" in argv:
+        load_only(quick)
+        return
     sizes = SIZES[:2] if quick else SIZES
     started = time.perf_counter()
     header = f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {machine()}."
