@@ -5,9 +5,10 @@
     .venv/bin/python scripts/bench_api.py --search-only [--quick]   # part 1 only
 
 1. In process (Django's test client, a manager's token): `GET /api/v1/opportunities/search`
-   of 100 opportunities at N: SQL queries and median time, against the board of the Sales
-   pipeline at the same N (goal: ≤ 4 queries for the search, ≤ 2× the board's time),
-   printed against both ways the board is served: rendered (page cache emptied first)
+   of 100 opportunities at N: SQL queries and median time, repeated (answered from the
+   search cache, nothing changed) and first (cache emptied before each request), each
+   against the board of the Sales pipeline at the same N (goal: ≤ 4 queries for the
+   search, ≤ 2× the board's time) served both ways: rendered (page cache emptied first)
    and from its page cache (a reload with nothing changed).
 2. The real thing on 127.0.0.1: gunicorn, `db_worker` and `pump_events` on a copy of the
    N = 100 database, and a webhook receiver in this process. Stage changes made through
@@ -75,17 +76,28 @@ def measure(n: int, repeat: int = 15) -> dict:
             assert answer.status_code == 200, (url, answer.status_code)
         return statistics.median(times), statistics.median(cpu)
 
+    def counted(before=lambda: None) -> tuple[int, int, int]:
+        """(search queries, all queries, opportunities) of one search request."""
+        before()
+        with CaptureQueriesContext(connection) as queries:
+            rows = api.get(search).json()["opportunities"]
+        # The token lookup and the user's permissions are the same for every API call.
+        own = sum(
+            1
+            for query in queries.captured_queries
+            if "integrations_apitoken" not in query["sql"]
+            and '"auth_permission"."codename"' not in query["sql"]
+        )
+        # Read now: a later request's query guard resets the connection's query log.
+        return own, len(queries.captured_queries), len(rows)
+
     api.get(search)  # warm: last-used time, permissions
-    with CaptureQueriesContext(connection) as queries:
-        rows = api.get(search).json()["opportunities"]
-    # The token lookup and the user's permissions are the same for every API call.
-    search_queries = sum(
-        1
-        for query in queries.captured_queries
-        if "integrations_apitoken" not in query["sql"] and "auth_" not in query["sql"]
-    )
-    # Read now: a later request's query guard resets the connection's query log.
-    search_queries_total = len(queries.captured_queries)
+    first_queries, first_total, rows = counted(caches["default"].clear)
+    cached_queries, cached_total, _ = counted()
+    # The first search: the cache emptied before each request (answer and total computed).
+    first_ms, first_cpu_ms = timed(api, search, before=caches["default"].clear)
+    # The repeated search, nothing changed since: from the answer cache.
+    api.get(search)
     search_ms, search_cpu_ms = timed(api, search)
     # The board as a browser usually gets it (from the page cache, unchanged since the
     # last visit), and rendered: the cache emptied before each request.
@@ -94,11 +106,15 @@ def measure(n: int, repeat: int = 15) -> dict:
     rendered_ms, rendered_cpu_ms = timed(browser, board, before=caches["default"].clear)
     return {
         "n": n,
-        "rows": len(rows),
-        "search_queries": search_queries,
-        "search_queries_total": search_queries_total,
-        "search_ms": search_ms,
-        "search_cpu_ms": search_cpu_ms,
+        "rows": rows,
+        "cached_queries": cached_queries,
+        "cached_queries_total": cached_total,
+        "cached_ms": search_ms,
+        "cached_cpu_ms": search_cpu_ms,
+        "first_queries": first_queries,
+        "first_queries_total": first_total,
+        "first_ms": first_ms,
+        "first_cpu_ms": first_cpu_ms,
         "board_cached_ms": cached_ms,
         "board_cached_cpu_ms": cached_cpu_ms,
         "board_rendered_ms": rendered_ms,
@@ -299,25 +315,32 @@ def webhooks(folder: Path) -> dict:
 
 
 def search_lines(search: dict, n: int) -> str:
-    """The search against the board at the same N, both ways the board is served."""
-    ok_queries = search["search_queries"] <= 4
-    lines = [
-        f"  search of {search['rows']} at N = {n:,}: {search['search_queries']} queries "
-        f"(+{search['search_queries_total'] - search['search_queries']} for the token and "
-        f"permissions; goal ≤ 4) {bench.verdict(ok_queries)}; "
-        f"{search['search_ms']:.1f} ms ({search['search_cpu_ms']:.1f} ms CPU)"
-    ]
-    for label, key in (
-        ("the board rendered (page cache emptied first)", "board_rendered"),
-        ("the board from its page cache (what a reload gets)", "board_cached"),
+    """The search, repeated (from its cache) and first (cache emptied), each against the
+    board at the same N both ways the board is served."""
+    lines = []
+    for label, prefix in (
+        ("repeated search (from the answer cache)", "cached"),
+        ("first search (cache emptied before each)", "first"),
     ):
-        ratio = search["search_ms"] / search[f"{key}_ms"]
-        cpu_ratio = search["search_cpu_ms"] / search[f"{key}_cpu_ms"]
+        queries = search[f"{prefix}_queries"]
+        ok_queries = queries <= 4
         lines.append(
-            f"    vs {label}: {search[f'{key}_ms']:.1f} ms "
-            f"({search[f'{key}_cpu_ms']:.1f} ms CPU) = {ratio:.2f}× "
-            f"(CPU {cpu_ratio:.2f}×; goal ≤ 2×) {bench.verdict(ok_queries and ratio <= 2)}"
+            f"  {label}, {search['rows']} of N = {n:,}: {queries} queries "
+            f"(+{search[f'{prefix}_queries_total'] - queries} for the token and "
+            f"permissions; goal ≤ 4) {bench.verdict(ok_queries)}; "
+            f"{search[f'{prefix}_ms']:.1f} ms ({search[f'{prefix}_cpu_ms']:.1f} ms CPU)"
         )
+        for board_label, key in (
+            ("the board rendered (page cache emptied first)", "board_rendered"),
+            ("the board from its page cache (what a reload gets)", "board_cached"),
+        ):
+            ratio = search[f"{prefix}_ms"] / search[f"{key}_ms"]
+            cpu_ratio = search[f"{prefix}_cpu_ms"] / search[f"{key}_cpu_ms"]
+            lines.append(
+                f"    vs {board_label}: {search[f'{key}_ms']:.1f} ms "
+                f"({search[f'{key}_cpu_ms']:.1f} ms CPU) = {ratio:.2f}× "
+                f"(CPU {cpu_ratio:.2f}×; goal ≤ 2×) {bench.verdict(ok_queries and ratio <= 2)}"
+            )
     return "\n".join(lines)
 
 
