@@ -8,7 +8,11 @@ follows in its column, so the browser can put it in place.
 
 import hashlib
 from dataclasses import dataclass
+from decimal import Decimal
 
+from django.contrib.auth import get_user_model
+from django.core.exceptions import EmptyResultSet
+from django.db import connection
 from django.db.models import (
     CharField,
     Count,
@@ -21,11 +25,13 @@ from django.db.models import (
     Sum,
     Value,
 )
-from django.db.models.functions import Cast, Concat
+from django.db.models.functions import Cast, Coalesce, Concat
+from django.http import QueryDict
 
-from opportunities.events import last_event_id
-from opportunities.models import Opportunity, OpportunityEvent
-from opportunities.selectors import can_view_all, with_card_fields
+from opportunities.filters import OpportunityFilter
+from opportunities.models import Contact, Opportunity, OpportunityEvent, Status
+from opportunities.selectors import Column, can_view_all, opportunities_visible_to, with_card_fields
+from pipelines.models import Pipeline, Stage
 
 # More events than this since the board's cursor: the whole board is sent again.
 DELTA_LIMIT = 50
@@ -34,6 +40,111 @@ RECENT = 100
 # The largest id a database integer holds: a URL's larger number names no pipeline (and a
 # foreign-key filter with it would overflow on SQLite).
 MAX_ID = 2**63 - 1
+
+
+# -- Reads compiled once per process ----------------------------------------------------
+#
+# A board polls every few seconds, and building and compiling the poll's reads through
+# the ORM cost several times running them (the changed cards' read, with contact, owner,
+# tags, next task and the card above each, about ten times). So they are compiled once
+# per process for a shape (for the cards and totals: the user, their filters, how many
+# cards or columns), with stand-in values for what changes between polls (the pipeline,
+# the cursor, the cards, the columns), and run with the real ones. The user stays in the
+# key: the visibility selector's SQL depends on who they are and on whether they see
+# every deal.
+
+# Stand-ins: no id, count or flag is ever this negative.
+_STAND_IN = -(2**62)
+# Cards or columns per statement are rounded up to one of these sizes (the last real id
+# repeated: `IN` ignores duplicates), so a few statements serve every poll.
+_SIZES = (1, 2, 4, 8, 16, 32, 64)
+_STATEMENTS_MAX = 512
+_statements: dict[tuple, "_Statement | None"] = {}
+
+# What a board card shows (templates/opportunities/board.html#card), in model field order.
+_CARD_FIELDS = [
+    field.attname
+    for field in Opportunity._meta.concrete_fields
+    if field.attname
+    in {
+        "id",
+        "name",
+        "pipeline_id",
+        "stage_id",
+        "status",
+        "value",
+        "contact_id",
+        "assigned_to_id",
+        "rank",
+        "version",
+        "stage_entered_at",
+        "closed_at",
+    }
+]
+_CONTACT_FIELDS = ["id", "name", "company"]
+_OWNER_FIELDS = ["id", "username", "first_name", "last_name"]
+
+
+def _stand_ins(size: int, offset: int = 0) -> list[int]:
+    return [_STAND_IN - offset - index for index in range(size)]
+
+
+def _padded(values: list[int]) -> list[int]:
+    size = next(size for size in _SIZES if size >= len(values))
+    return [*values, *[values[-1]] * (size - len(values))]
+
+
+@dataclass
+class _Statement:
+    """A values() query compiled once: its SQL, its parameters with stand-ins, and its
+    compiler, whose converters turn the database's values into Python ones."""
+
+    sql: str
+    params: tuple
+    names: list[str]
+    compiler: object
+
+    @classmethod
+    def compile(cls, queryset: QuerySet, stand_ins: list[int]) -> "_Statement | None":
+        """None for a query that matches nothing whatever the values (EmptyResultSet) or
+        that does not take every stand-in as a parameter: the ORM serves those."""
+        compiler = queryset.query.get_compiler(connection=connection)
+        try:
+            sql, params = compiler.as_sql()
+        except EmptyResultSet:
+            return None
+        if not set(stand_ins) <= {p for p in params if type(p) is int}:
+            return None
+        query = queryset.query
+        names = [*query.extra_select, *query.values_select, *query.annotation_select]
+        return cls(sql=sql, params=tuple(params), names=names, compiler=compiler)
+
+    def rows(self, values: dict[int, int]) -> list[dict]:
+        params = [values.get(p, p) if type(p) is int else p for p in self.params]
+        with connection.cursor() as cursor:
+            cursor.execute(self.sql, params)
+            rows = [row[: self.compiler.col_count] for row in cursor.fetchall()]
+        return [
+            dict(zip(self.names, row, strict=True))
+            for row in self.compiler.results_iter(results=[rows])
+        ]
+
+
+def _statement(key: tuple, build) -> "_Statement | None":
+    key = (connection.alias, connection.vendor, *key)
+    if key not in _statements:
+        if len(_statements) >= _STATEMENTS_MAX:
+            _statements.clear()  # rare (searches typed into the filters): start again
+        _statements[key] = build()
+    return _statements[key]
+
+
+def _fixed_statement(key: tuple, build) -> _Statement:
+    """A statement whose shape never changes: compiled it must be (tests run each)."""
+    statement = _statement(key, build)
+    if statement is None:
+        raise RuntimeError(f"the live poll's {key[0]!r} read did not compile with stand-ins")
+    return statement
 
 
 def board_fingerprint(pipeline_id: int) -> Subquery:
@@ -65,12 +176,43 @@ def board_fingerprint(pipeline_id: int) -> Subquery:
 
 def events_cursor_read() -> Subquery:
     """`events_cursor` as a subquery."""
-    return Subquery(OpportunityEvent.objects.order_by("-id").values("id")[:1])
+    return Subquery(_newest_event())
 
 
 def events_cursor() -> int:
-    """The id of the newest event: read before the board it describes is read."""
-    return last_event_id()
+    """The id of the newest event (events.last_event_id): read before the board it
+    describes is read. Every poll starts with it."""
+    statement = _fixed_statement(("cursor",), lambda: _Statement.compile(_newest_event(), []))
+    rows = statement.rows({})
+    return rows[0]["id"] if rows else 0
+
+
+def _newest_event() -> QuerySet:
+    return OpportunityEvent.objects.order_by("-id").values("id")[:1]
+
+
+def pipeline_stages(pipeline_id: int) -> list[Stage]:
+    """The pipeline's stages in board order, each with the pipeline (one instance)."""
+    pipeline_in = _STAND_IN
+    stage_fields = [field.attname for field in Stage._meta.concrete_fields]
+    pipeline_fields = [field.attname for field in Pipeline._meta.concrete_fields]
+
+    def build():
+        stages = Stage.objects.filter(pipeline_id=pipeline_in).order_by("position", "id")
+        related = [f"pipeline__{name}" for name in pipeline_fields]
+        return _Statement.compile(stages.values(*stage_fields, *related), [pipeline_in])
+
+    rows = _fixed_statement(("stages",), build).rows({pipeline_in: pipeline_id})
+    if not rows:
+        return []
+    pipeline_values = [rows[0][f"pipeline__{name}"] for name in pipeline_fields]
+    pipeline = Pipeline.from_db(connection.alias, pipeline_fields, pipeline_values)
+    stages = []
+    for row in rows:
+        stage = Stage.from_db(connection.alias, stage_fields, [row[f] for f in stage_fields])
+        stage.pipeline = pipeline
+        stages.append(stage)
+    return stages
 
 
 def stages_key(stages) -> str:
@@ -91,11 +233,18 @@ def changes_since(pipeline_id: int, after: int, upto: int) -> Changes | None:
 
     None when there are more than DELTA_LIMIT events: cheaper to send the whole board.
     """
-    rows = list(
-        OpportunityEvent.objects.filter(id__gt=after, id__lte=upto, pipeline_id=pipeline_id)
-        .order_by("id")
-        .values_list("opportunity_id", "payload")[: DELTA_LIMIT + 1]
-    )
+    after_in, upto_in, pipeline_in = _stand_ins(3)
+
+    def build():
+        events = OpportunityEvent.objects.filter(
+            id__gt=after_in, id__lte=upto_in, pipeline_id=pipeline_in
+        )
+        rows = events.order_by("id").values("opportunity_id", "payload")[: DELTA_LIMIT + 1]
+        return _Statement.compile(rows, [after_in, upto_in, pipeline_in])
+
+    statement = _fixed_statement(("events",), build)
+    values = {after_in: after, upto_in: upto, pipeline_in: pipeline_id}
+    rows = [(row["opportunity_id"], row["payload"]) for row in statement.rows(values)]
     if len(rows) > DELTA_LIMIT:
         return None
     changes = Changes(ids=list(dict.fromkeys(pk for pk, _ in rows)), stage_ids=set(), people=set())
@@ -138,6 +287,11 @@ def placed_cards(queryset: QuerySet[Opportunity], ids: list[int]) -> list[Placed
     A card missing from the answer left the board for this rep (filtered out, no longer
     visible, deleted, moved to another pipeline).
     """
+    cards = _cards_with_places(queryset, ids)
+    return [PlacedCard(card=card, after_id=card.above_id) for card in cards]
+
+
+def _cards_with_places(queryset: QuerySet[Opportunity], ids) -> QuerySet[Opportunity]:
     above = (
         queryset.filter(stage_id=OuterRef("stage_id"))
         .filter(Q(rank__lt=OuterRef("rank")) | Q(rank=OuterRef("rank"), id__lt=OuterRef("pk")))
@@ -145,4 +299,135 @@ def placed_cards(queryset: QuerySet[Opportunity], ids: list[int]) -> list[Placed
         .values("id")[:1]
     )
     cards = with_card_fields(queryset.filter(pk__in=ids)).annotate(above_id=Subquery(above))
-    return [PlacedCard(card=card, after_id=card.above_id) for card in cards.order_by("rank", "id")]
+    return cards.order_by("rank", "id")
+
+
+def compiled_reads_serve(filters: QueryDict) -> bool:
+    """Whether the compiled reads can answer for these board filters.
+
+    Not with an owner: the filter checks that the owner is an active user when it is
+    built, which a statement compiled earlier would not do again.
+    """
+    return not filters.get("owner")
+
+
+def _filters_key(filters: QueryDict) -> tuple:
+    return tuple(sorted((key, tuple(values)) for key, values in filters.lists()))
+
+
+def _board_queryset(user, pipeline_id: int, filters: QueryDict) -> QuerySet[Opportunity]:
+    """The rep's board as views.board filters it (visibility, pipeline, filters)."""
+    visible = opportunities_visible_to(user).filter(pipeline_id=pipeline_id)
+    return OpportunityFilter(filters, queryset=visible).qs
+
+
+def changed_cards(
+    user, pipeline_id: int, filters: QueryDict, ids: list[int], stages
+) -> list[PlacedCard] | None:
+    """`placed_cards` for the board `filters` describe, from a compiled statement; None
+    when no statement serves this shape (then use `placed_cards`)."""
+    ids = _padded(ids)
+    pipeline_stand_in, card_stand_ins = _STAND_IN, _stand_ins(len(ids), offset=1)
+
+    def build():
+        board = _board_queryset(user, pipeline_stand_in, filters)
+        contact = {f"contact__{name}" for name in _CONTACT_FIELDS[1:]}
+        owner = {f"assigned_to__{name}" for name in _OWNER_FIELDS[1:]}
+        cards = _cards_with_places(board, card_stand_ins).values(
+            *_CARD_FIELDS,
+            *sorted(contact),
+            *sorted(owner),
+            "next_task_due",
+            "card_tags",
+            "above_id",
+        )
+        return _Statement.compile(cards, [pipeline_stand_in, *card_stand_ins])
+
+    key = ("cards", user.pk, can_view_all(user), _filters_key(filters), len(ids))
+    statement = _statement(key, build)
+    if statement is None:
+        return None
+    values = {pipeline_stand_in: pipeline_id, **dict(zip(card_stand_ins, ids, strict=True))}
+    by_id = {stage.pk: stage for stage in stages}
+    return [_placed(row, by_id) for row in statement.rows(values)]
+
+
+def _placed(row: dict, stages: dict) -> PlacedCard:
+    """A card as the ORM would load it: the fields the card shows (others deferred), its
+    stage, contact and owner, its next task and tags."""
+    card = Opportunity.from_db(connection.alias, _CARD_FIELDS, [row[f] for f in _CARD_FIELDS])
+    if card.stage_id in stages:
+        card.stage = stages[card.stage_id]
+    contact = [row.get(f"contact__{name}") for name in _CONTACT_FIELDS[1:]]
+    card.contact = (
+        Contact.from_db(connection.alias, _CONTACT_FIELDS, [card.contact_id, *contact])
+        if card.contact_id is not None
+        else None
+    )
+    owner = [row.get(f"assigned_to__{name}") for name in _OWNER_FIELDS[1:]]
+    card.assigned_to = (
+        get_user_model().from_db(connection.alias, _OWNER_FIELDS, [card.assigned_to_id, *owner])
+        if card.assigned_to_id is not None
+        else None
+    )
+    card.next_task_due, card.card_tags = row["next_task_due"], row["card_tags"]
+    return PlacedCard(card=card, after_id=row["above_id"])
+
+
+def _totals(queryset: QuerySet[Opportunity]) -> QuerySet:
+    """`selectors.stage_totals`'s figures per stage, as a values() query."""
+    is_open = Q(status=Status.OPEN)
+    return (
+        queryset.order_by()
+        .values("stage")
+        .annotate(
+            count=Count("id"),
+            total=Coalesce(Sum("value"), Decimal(0)),
+            open_count=Count("id", filter=is_open),
+            open_total=Coalesce(Sum("value", filter=is_open), Decimal(0)),
+        )
+    )
+
+
+def column_totals(user, pipeline_id: int, filters: QueryDict, stages) -> list[Column] | None:
+    """`selectors.header_columns` for the given columns of the board `filters` describe,
+    from a compiled statement; None when no statement serves this shape.
+
+    For a rep, in two parts added up here: their own deals (read from the owner totals
+    index) and the deals they see without owning them (found from their follows). One
+    condition "theirs or followed" over the columns reads every deal of the columns.
+    The split holds because `opportunities_visible_to` shows a rep only deals they own
+    or follow (tests compare the two).
+    """
+    if not stages:
+        return []
+    stage_ids = _padded([stage.pk for stage in stages])
+    pipeline_stand_in, stage_stand_ins = _STAND_IN, _stand_ins(len(stage_ids), offset=1)
+    view_all = can_view_all(user)
+
+    def build():
+        board = _board_queryset(user, pipeline_stand_in, filters).filter(stage__in=stage_stand_ins)
+        if view_all:
+            rows = _totals(board)
+        else:
+            follows = Opportunity.followers.through.objects.filter(user_id=user.pk)
+            theirs = board.filter(assigned_to_id=user.pk)
+            followed = board.filter(pk__in=follows.values("opportunity_id")).exclude(
+                assigned_to_id=user.pk
+            )
+            rows = _totals(theirs).union(_totals(followed), all=True).order_by()
+        return _Statement.compile(rows, [pipeline_stand_in, *stage_stand_ins])
+
+    key = ("totals", user.pk, view_all, _filters_key(filters), len(stage_ids))
+    statement = _statement(key, build)
+    if statement is None:
+        return None
+    values = {pipeline_stand_in: pipeline_id, **dict(zip(stage_stand_ins, stage_ids, strict=True))}
+    columns = {stage.pk: Column(stage=stage) for stage in stages}
+    for row in statement.rows(values):
+        column = columns[row["stage"]]
+        column.count += row["count"]
+        column.total += row["total"]
+        column.open_count += row["open_count"]
+        column.open_total += row["open_total"]
+    return list(columns.values())

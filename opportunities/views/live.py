@@ -7,15 +7,19 @@ every few seconds with `If-None-Match: "e<id>"` and its filters in the query str
   rep's): 204 with the new cursor;
 - a few cards of this pipeline changed: 200 with just those cards (each in a <template>
   saying which card it now follows; an empty one with data-remove for a card that left
-  this rep's board), the headers of the columns they left or entered and the toolbar
-  totals; board_live.js puts them in place;
+  this rep's board) and the headers of the columns they left or entered; board_live.js
+  puts them in place and adds the toolbar totals up again from every column's header
+  (so only the affected columns' totals are read);
 - more than DELTA_LIMIT events, the stages changed, or an unknown cursor: the whole board
   fragment, marked `X-Board-Full`.
 The answer always carries the new cursor in `X-Event-Cursor` and as the ETag. Everything
-comes from the database, so it works the same on any number of gunicorn workers.
+comes from the database, so it works the same on any number of gunicorn workers. The
+changed cards and the totals are read by statements compiled once per process
+(selectors_live.changed_cards, column_totals): through the ORM, building them cost
+several times running them.
 """
 
-from django.http import Http404, HttpResponse, HttpResponseNotModified
+from django.http import Http404, HttpResponse, HttpResponseNotModified, QueryDict
 from django.shortcuts import get_object_or_404
 from django.utils.cache import patch_cache_control
 from django.utils.http import parse_etags, quote_etag
@@ -24,9 +28,13 @@ from django.views.decorators.http import require_GET
 from opportunities.selectors import header_columns
 from opportunities.selectors_live import (
     MAX_ID,
+    changed_cards,
     changes_concern,
     changes_since,
+    column_totals,
+    compiled_reads_serve,
     events_cursor,
+    pipeline_stages,
     placed_cards,
     stages_key,
 )
@@ -66,11 +74,7 @@ def _pipeline_and_stages(pipeline_id: int) -> tuple[Pipeline, list[Stage]]:
     """The pipeline with its columns, in one query (two for a pipeline without stages)."""
     if pipeline_id > MAX_ID:
         raise Http404("No such pipeline.")
-    stages = list(
-        Stage.objects.filter(pipeline_id=pipeline_id)
-        .select_related("pipeline")
-        .order_by("position", "id")
-    )
+    stages = pipeline_stages(pipeline_id)
     if stages:
         return stages[0].pipeline, stages
     return get_object_or_404(Pipeline, pk=pipeline_id), []
@@ -86,18 +90,39 @@ def _changes(request, pipeline_id: int, cursor: int, newest: int) -> HttpRespons
     if not changes.ids or not changes_concern(request.user, changes):
         # Nothing on this board moved (another rep's cards): just the new cursor.
         return HttpResponse(status=204)
-    filterset = board_views.filtered(request, pipeline)
-    placed = placed_cards(filterset.qs, changes.ids)
+    affected = [stage for stage in stages if stage.pk in changes.stage_ids]
+    placed, columns = _changed_cards_and_columns(request, pipeline, stages, changes.ids, affected)
     shown = {item.card.pk for item in placed}
-    # Every column's totals (one GROUP BY) for the toolbar's; only the headers of the
-    # columns the changed cards left or entered are sent.
-    columns = header_columns(filterset.qs, stages)
-    context = board_views.board_context(request, pipeline, filterset, stages)
-    context |= {
+    context = {
         "oob": True,
         "placed": placed,
         "removed": [pk for pk in changes.ids if pk not in shown],
-        "columns": [column for column in columns if column.stage.pk in changes.stage_ids],
-        "summary": board_views.summary(columns),
+        "columns": columns,
+        # What a card needs from views.board's context (the filters are not shown here).
+        "can_change": request.user.has_perm(board_views.CHANGE_PERMISSION),
+        "opportunity_prefix": board_views.opportunity_prefix(),
     }
     return board_views.render(request, board_views.BOARD + "#live_changes", context)
+
+
+def _filters(request) -> QueryDict:
+    """The board's filters from the poll's query string (as views.board reads them)."""
+    data = request.GET.copy()
+    for key in board_views.NOT_FILTERS:
+        data.pop(key, None)
+    return data
+
+
+def _changed_cards_and_columns(request, pipeline, stages, ids, affected):
+    """The changed cards as the rep's board shows them, and the affected columns' totals:
+    from the compiled statements when they serve these filters, else through the
+    filterset (the same reads, built for this request)."""
+    filters = _filters(request)
+    if compiled_reads_serve(filters):
+        user = request.user
+        placed = changed_cards(user, pipeline.pk, filters, ids, stages)
+        columns = column_totals(user, pipeline.pk, filters, affected)
+        if placed is not None and columns is not None:
+            return placed, columns
+    filterset = board_views.filtered(request, pipeline)
+    return placed_cards(filterset.qs, ids), header_columns(filterset.qs, affected)

@@ -2,8 +2,10 @@
 // The board carries the id of the last event it reflects (data-event-cursor). Every few
 // seconds it asks for what changed after it (a conditional GET; 304 when nothing did,
 // which costs the server two small queries). The answer holds only the changed cards,
-// each saying which card it now follows, plus the column headers; they are put in place
-// here. Too many changes (or new stages) come back as the whole board instead.
+// each saying which card it now follows, plus the headers of the columns they left or
+// entered; they are put in place here, and the toolbar totals are added up again from
+// every column's header (the server reads only the affected columns' totals). Too many
+// changes (or new stages) come back as the whole board instead.
 // Nothing is applied under the rep's hands: not while a card is dragged, carried with
 // the keyboard or saving, nor while a menu, form or quick-add on the board is open; the
 // cursor then stays put and the next poll asks again.
@@ -99,16 +101,87 @@
     if (focused) fresh.focus({ preventScroll: true });
   }
 
+  // Exact decimal sums of the headers' figures ("12.50", "300.750000000000"): BigInt
+  // units of 10^-scale, as the server's Decimal adds them.
+  function parseDecimal(text) {
+    const match = /^(-?)(\d*)(?:\.(\d*))?$/.exec((text || "0").trim());
+    if (!match) return { units: 0n, scale: 0 };
+    const fraction = match[3] || "";
+    const units = BigInt((match[2] || "0") + fraction);
+    return { units: match[1] ? -units : units, scale: fraction.length };
+  }
+
+  function addDecimal(a, b) {
+    const scale = Math.max(a.scale, b.scale);
+    const widen = (d) => d.units * 10n ** BigInt(scale - d.scale);
+    return { units: widen(a) + widen(b), scale };
+  }
+
+  // As the `money` template filter: the currency, whole units rounded half to even
+  // (Python's Decimal format), thousands separated by commas.
+  function money(amount, currency) {
+    const negative = amount.units < 0n;
+    const units = negative ? -amount.units : amount.units;
+    const one = 10n ** BigInt(amount.scale);
+    let whole = units / one;
+    const twice = (units % one) * 2n;
+    if (twice > one || (twice === one && whole % 2n === 1n)) whole += 1n;
+    const digits = whole.toString().replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+    return currency + (negative ? "-" : "") + digits;
+  }
+
+  // The toolbar's count, value and weighted value: the sums of every column header's,
+  // as the server computes them for the page (views.board's summary).
+  function updateSummary() {
+    const summary = document.getElementById("board-summary");
+    const heads = document.querySelectorAll("#board .column-head[data-count]");
+    if (!summary || !heads.length) return;
+    let count = 0;
+    let total = parseDecimal("0");
+    let weighted = null;
+    heads.forEach((head) => {
+      count += Number(head.dataset.count) || 0;
+      total = addDecimal(total, parseDecimal(head.dataset.total));
+      if (head.dataset.weighted) {
+        weighted = addDecimal(weighted || parseDecimal("0"), parseDecimal(head.dataset.weighted));
+      }
+    });
+    const currency = summary.dataset.currency || "";
+    const set = (name, text) => {
+      const el = summary.querySelector('[data-sum="' + name + '"]');
+      if (el && el.textContent !== text) el.textContent = text;
+    };
+    set("count", String(count));
+    set("plural", count === 1 ? "" : "s");
+    set("total", money(total, currency));
+    const part = summary.querySelector('[data-sum="weighted"]');
+    if (part) part.hidden = weighted === null;
+    if (weighted !== null) set("weighted-total", money(weighted, currency));
+  }
+
+  // A header swapped in by any answer (a drag's, a status change's) changes the totals.
+  let summaryQueued = false;
+  document.addEventListener("htmx:oobAfterSwap", (event) => {
+    const target = event.detail && event.detail.target;
+    if (summaryQueued || !target || !target.classList || !target.classList.contains("column-head")) return;
+    summaryQueued = true;
+    queueMicrotask(() => {
+      summaryQueued = false;
+      updateSummary();
+    });
+  });
+
   function applyChanges(html) {
     const box = document.createElement("template");
     box.innerHTML = html;
     box.content.querySelectorAll("template[data-card]").forEach(place);
-    // Column headers and the toolbar totals replace theirs, by id.
+    // Column headers replace theirs, by id; then the toolbar totals follow them.
     box.content.querySelectorAll("[hx-swap-oob]").forEach((fresh) => {
       fresh.removeAttribute("hx-swap-oob");
       const current = document.getElementById(fresh.id);
       if (current) current.replaceWith(fresh);
     });
+    updateSummary();
   }
 
   function pollUrl(el) {
