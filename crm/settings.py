@@ -114,6 +114,11 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The same backend with this process's writers queued in Python (crm/sqlite/base.py).
+    DATABASES["default"]["ENGINE"] = "crm.sqlite"
+    # Django's default test database for SQLite, said out loud: pytest-django recognises
+    # only the stock ENGINE and would otherwise give each xdist worker a file beside NAME.
+    DATABASES["default"]["TEST"] = {"NAME": ":memory:"}
     DATABASES["default"]["OPTIONS"] = {
         # WAL lets readers proceed while one writer commits; IMMEDIATE avoids
         # "database is locked" upgrades when two gunicorn workers write at once.

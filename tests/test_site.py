@@ -111,7 +111,7 @@ def test_production_settings_refuse_to_start_without_a_secret_key():
 
 
 @pytest.mark.skipif(
-    settings.DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3",
+    connection.vendor != "sqlite",
     reason="WAL and the busy timeout are SQLite properties",
 )
 def test_sqlite_file_database_runs_in_wal_mode_with_busy_timeout(tmp_path):

@@ -1,0 +1,74 @@
+"""SQLite whose writers queue in Python instead of sleeping in SQLite's busy handler.
+
+Transactions start IMMEDIATE (crm/settings.py): BEGIN takes SQLite's one write lock.
+A thread that finds it taken gets SQLITE_BUSY, and SQLite's busy handler sleeps in growing
+steps (1, 2, 5, ... up to 100 ms) before it tries again, so under load most writers sleep
+long after the lock was released. Here the threads of one process take a threading.Lock
+(one per database file) before BEGIN and give it back at COMMIT, ROLLBACK or close: the
+next writer wakes as soon as the previous one has finished. Writers of other processes
+still meet the busy handler. In-memory databases (the tests') are left as they are.
+"""
+
+import threading
+
+from django.db import OperationalError
+from django.db.backends.sqlite3 import base
+
+LockType = type(threading.Lock())  # threading.Lock is a factory, not a type
+_registry_lock = threading.Lock()
+_writer_locks: dict[str, LockType] = {}
+
+
+def writer_lock(name: str) -> LockType:
+    """The one lock of the database file `name` in this process."""
+    with _registry_lock:
+        return _writer_locks.setdefault(str(name), threading.Lock())
+
+
+class DatabaseWrapper(base.DatabaseWrapper):
+    holds_writer_lock = False
+
+    def _writer_lock(self) -> LockType | None:
+        if self.is_in_memory_db():
+            return None
+        return writer_lock(self.settings_dict["NAME"])
+
+    def _start_transaction_under_autocommit(self):
+        lock = self._writer_lock()
+        if lock is None:
+            return super()._start_transaction_under_autocommit()
+        # As long as SQLite itself would wait (OPTIONS "timeout"), then the same error.
+        if not lock.acquire(timeout=self.settings_dict["OPTIONS"].get("timeout", 5)):
+            raise OperationalError("database is locked (waited for this process's writer)")
+        self.holds_writer_lock = True
+        try:
+            super()._start_transaction_under_autocommit()
+        except BaseException:
+            self._release_writer_lock()
+            raise
+
+    def _release_writer_lock(self) -> None:
+        if self.holds_writer_lock:
+            self.holds_writer_lock = False
+            self._writer_lock().release()
+
+    def _commit(self):
+        try:
+            return super()._commit()
+        finally:
+            # A failed COMMIT leaves the transaction open: the ROLLBACK that follows frees it.
+            if self.connection is None or not self.connection.in_transaction:
+                self._release_writer_lock()
+
+    def _rollback(self):
+        try:
+            return super()._rollback()
+        finally:
+            if self.connection is None or not self.connection.in_transaction:
+                self._release_writer_lock()
+
+    def _close(self):
+        try:
+            return super()._close()
+        finally:  # closing ends the transaction, whatever happened
+            self._release_writer_lock()
