@@ -53,8 +53,9 @@ MAX_ID = 2**63 - 1
 # key: the visibility selector's SQL depends on who they are and on whether they see
 # every deal.
 
-# Stand-ins: no id, count or flag is ever this negative.
-_STAND_IN = -(2**62)
+# Stand-ins: no id is negative, and these fit a 32-bit integer column (the ORM turns a
+# lookup beyond a column's range into a constant, which would leave no parameter).
+_STAND_IN = -2_000_000_000
 # Cards or columns per statement are rounded up to one of these sizes (the last real id
 # repeated: `IN` ignores duplicates), so a few statements serve every poll.
 _SIZES = (1, 2, 4, 8, 16, 32, 64)
@@ -85,6 +86,10 @@ _CONTACT_FIELDS = ["id", "name", "company"]
 _OWNER_FIELDS = ["id", "username", "first_name", "last_name"]
 
 
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _stand_ins(size: int, offset: int = 0) -> list[int]:
     return [_STAND_IN - offset - index for index in range(size)]
 
@@ -113,14 +118,15 @@ class _Statement:
             sql, params = compiler.as_sql()
         except EmptyResultSet:
             return None
-        if not set(stand_ins) <= {p for p in params if type(p) is int}:
+        if not set(stand_ins) <= {p for p in params if _is_int(p)}:
             return None
         query = queryset.query
         names = [*query.extra_select, *query.values_select, *query.annotation_select]
         return cls(sql=sql, params=tuple(params), names=names, compiler=compiler)
 
     def rows(self, values: dict[int, int]) -> list[dict]:
-        params = [values.get(p, p) if type(p) is int else p for p in self.params]
+        # A parameter keeps its type (psycopg's Int8 for a bigint column, say).
+        params = [type(p)(values[p]) if _is_int(p) and p in values else p for p in self.params]
         with connection.cursor() as cursor:
             cursor.execute(self.sql, params)
             rows = [row[: self.compiler.col_count] for row in cursor.fetchall()]
