@@ -29,7 +29,12 @@ from opportunities.selectors import (
     stages_of,
     with_card_fields,
 )
-from opportunities.selectors_live import events_cursor, stages_key
+from opportunities.selectors_live import (
+    column_totals,
+    compiled_reads_serve,
+    events_cursor,
+    stages_key,
+)
 from opportunities.services.moves import opportunity_drop, opportunity_set_status
 from opportunities.services.opportunities import opportunity_update
 from opportunities.views.board_cache import cached_board_page, with_cached_permissions
@@ -285,14 +290,14 @@ def move(request, pk: int):
     if not request.htmx:
         messages.success(request, f"Moved “{opportunity.name}” to {to_stage.name}.")
         return redirect(safe_next(request, _board_url(pipeline)))
-    filterset = _filtered(request, pipeline)
     affected = {from_stage.pk, to_stage.pk} | {client_stage_id} - {None}
     if via_menu:
         # The card jumps to the top of another column: redraw both columns.
+        filterset = _filtered(request, pipeline)
         response = HttpResponse(_columns_html(request, pipeline, filterset, affected, whole=True))
         response["HX-Reswap"] = "none"
         return with_toast(response, f"Moved “{opportunity.name}” to {to_stage.name}.")
-    return _drag_answer(request, pipeline, filterset, opportunity, [from_stage, to_stage], affected)
+    return _drag_answer(request, pipeline, opportunity, [from_stage, to_stage], affected)
 
 
 def _board_url(pipeline) -> str:
@@ -309,22 +314,31 @@ def _move_refused(request, pk: int, message: str) -> HttpResponse:
     return redirect(safe_next(request, _board_url(opportunity.pipeline)))
 
 
-def _drag_answer(request, pipeline, filterset, moved, stages, affected) -> HttpResponse:
+def _drag_answer(request, pipeline, moved, stages, affected) -> HttpResponse:
     """A drag: the browser already shows the card where it was dropped.
 
     The answer is lean: the headers of the columns whose totals changed (out-of-band, one
     aggregate query) and the card's new version in `X-Card-Version` (board.js keeps it on
     the card for the next drag). The stages come from the move itself; only a client
     that believed the card was in a third column makes this read the pipeline's stages.
+    The totals come from the live poll's statement compiled once per user and filters:
+    building the filterset and its aggregate through the ORM was a third of a drag's CPU.
     """
     by_id = {stage.pk: stage for stage in stages}
     if not affected <= by_id.keys():
         by_id = {stage.pk: stage for stage in stages_of(pipeline) if stage.pk in affected}
-    context = _board_context(request, pipeline, filterset, [])
-    context["oob"] = True
-    html = []
-    for column in header_columns(filterset.qs, list(by_id.values())):
-        html.append(render_to_string(BOARD + "#column_head", {**context, "column": column}))
+    stages = list(by_id.values())
+    filters = _filter_data(request)
+    columns = None
+    if compiled_reads_serve(filters):
+        columns = column_totals(request.user, pipeline.pk, filters, stages)
+    if columns is None:  # e.g. an owner filter, which the filterset checks every time
+        columns = header_columns(_filtered(request, pipeline).qs, stages)
+    # A header needs only its column (templates/opportunities/board.html#column_head).
+    html = [
+        render_to_string(BOARD + "#column_head", {"column": column, "oob": True})
+        for column in columns
+    ]
     response = HttpResponse("".join(html))
     response["HX-Reswap"] = "none"
     response["X-Card-Id"] = str(moved.pk)
