@@ -12,7 +12,7 @@ from decimal import Decimal
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import EmptyResultSet
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.models import (
     CharField,
     Count,
@@ -101,18 +101,20 @@ def _padded(values: list[int]) -> list[int]:
 
 @dataclass
 class _Statement:
-    """A values() query compiled once: its SQL, its parameters with stand-ins, and its
-    compiler, whose converters turn the database's values into Python ones."""
+    """A values() query compiled once: its SQL, its parameters with stand-ins, the names
+    of its columns, and the converters that turn the database's values into Python ones
+    (as the compiler applies them: Decimal, datetime, JSON)."""
 
     sql: str
     params: tuple
     names: list[str]
-    compiler: object
+    converters: list[tuple[int, list, object]]
 
     @classmethod
     def compile(cls, queryset: QuerySet, stand_ins: list[int]) -> "_Statement | None":
-        """None for a query that matches nothing whatever the values (EmptyResultSet) or
-        that does not take every stand-in as a parameter: the ORM serves those."""
+        """None for a query that matches nothing whatever the values (EmptyResultSet),
+        that does not take every stand-in as a parameter, or whose columns are not its
+        values() names: the ORM serves those."""
         compiler = queryset.query.get_compiler(connection=connection)
         try:
             sql, params = compiler.as_sql()
@@ -122,18 +124,32 @@ class _Statement:
             return None
         query = queryset.query
         names = [*query.extra_select, *query.values_select, *query.annotation_select]
-        return cls(sql=sql, params=tuple(params), names=names, compiler=compiler)
+        if len(names) != compiler.col_count:
+            return None
+        fields = [column[0] for column in compiler.select[: compiler.col_count]]
+        converters = [
+            (position, functions, expression)
+            for position, (functions, expression) in compiler.get_converters(fields).items()
+        ]
+        return cls(sql=sql, params=tuple(params), names=names, converters=converters)
 
     def rows(self, values: dict[int, int]) -> list[dict]:
         # A parameter keeps its type (psycopg's Int8 for a bigint column, say).
         params = [type(p)(values[p]) if _is_int(p) and p in values else p for p in self.params]
-        with connection.cursor() as cursor:
+        db = connections[DEFAULT_DB_ALIAS]
+        with db.cursor() as cursor:
             cursor.execute(self.sql, params)
-            rows = [row[: self.compiler.col_count] for row in cursor.fetchall()]
-        return [
-            dict(zip(self.names, row, strict=True))
-            for row in self.compiler.results_iter(results=[rows])
-        ]
+            fetched = cursor.fetchall()
+        rows = []
+        for raw in fetched:
+            row = list(raw[: len(self.names)])
+            for position, functions, expression in self.converters:
+                value = row[position]
+                for convert in functions:
+                    value = convert(value, expression, db)
+                row[position] = value
+            rows.append(dict(zip(self.names, row, strict=True)))
+        return rows
 
 
 def _statement(key: tuple, build) -> "_Statement | None":
@@ -276,8 +292,20 @@ def changes_concern(user, changes: Changes) -> bool:
     """
     if can_view_all(user) or str(user.pk) in changes.people:
         return True
-    follows = Opportunity.followers.through.objects.filter(user_id=user.pk)
-    return follows.filter(opportunity_id__in=changes.ids).exists()
+    if not changes.ids:
+        return False
+    ids = _padded(changes.ids)
+    user_in, card_stand_ins = _STAND_IN, _stand_ins(len(ids), offset=1)
+
+    def build():
+        follows = Opportunity.followers.through.objects.filter(
+            user_id=user_in, opportunity_id__in=card_stand_ins
+        )
+        return _Statement.compile(follows.values("opportunity_id")[:1], [user_in, *card_stand_ins])
+
+    statement = _fixed_statement(("follows", len(ids)), build)
+    values = {user_in: user.pk, **dict(zip(card_stand_ins, ids, strict=True))}
+    return bool(statement.rows(values))
 
 
 @dataclass
@@ -298,8 +326,10 @@ def placed_cards(queryset: QuerySet[Opportunity], ids: list[int]) -> list[Placed
 
 
 def _cards_with_places(queryset: QuerySet[Opportunity], ids) -> QuerySet[Opportunity]:
+    # rank <= the card's as well: the column's (stage, status, rank, id) index is then
+    # read backwards from the card, not from the column's end.
     above = (
-        queryset.filter(stage_id=OuterRef("stage_id"))
+        queryset.filter(stage_id=OuterRef("stage_id"), rank__lte=OuterRef("rank"))
         .filter(Q(rank__lt=OuterRef("rank")) | Q(rank=OuterRef("rank"), id__lt=OuterRef("pk")))
         .order_by("-rank", "-id")
         .values("id")[:1]

@@ -19,8 +19,11 @@ changed cards and the totals are read by statements compiled once per process
 several times running them.
 """
 
+import functools
+
 from django.http import Http404, HttpResponse, HttpResponseNotModified, QueryDict
 from django.shortcuts import get_object_or_404
+from django.urls import get_script_prefix
 from django.utils.cache import patch_cache_control
 from django.utils.http import parse_etags, quote_etag
 from django.views.decorators.http import require_GET
@@ -100,9 +103,15 @@ def _changes(request, pipeline_id: int, cursor: int, newest: int) -> HttpRespons
         "columns": columns,
         # What a card needs from views.board's context (the filters are not shown here).
         "can_change": request.user.has_perm(board_views.CHANGE_PERMISSION),
-        "opportunity_prefix": board_views.opportunity_prefix(),
+        "opportunity_prefix": _opportunity_prefix(get_script_prefix()),
     }
     return board_views.render(request, board_views.BOARD + "#live_changes", context)
+
+
+@functools.lru_cache(maxsize=8)
+def _opportunity_prefix(script_prefix: str) -> str:
+    """views.board.opportunity_prefix, reversed once per process (and script prefix)."""
+    return board_views.opportunity_prefix()
 
 
 def _filters(request) -> QueryDict:
