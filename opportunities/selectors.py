@@ -226,13 +226,12 @@ class Column:
         return urlencode({"after_key": self.sort.cursor_key(card), "after_id": card.pk})
 
 
-def stage_totals(queryset: QuerySet[Opportunity], stages) -> dict[int, dict]:
-    """Count and value per stage (all shown, and open only) for the filtered, visible
-    queryset, in one query that reads only the totals index."""
+def stage_totals_rows(queryset: QuerySet[Opportunity]) -> QuerySet:
+    """Count and value per stage (all shown, and open only) as a values() query: the
+    figures a column header shows (also compiled once by the live poll)."""
     is_open = Q(status=Status.OPEN)
-    rows = (
-        queryset.filter(stage__in=[stage.pk for stage in stages])
-        .order_by()
+    return (
+        queryset.order_by()
         .values("stage")
         .annotate(
             count=Count("id"),
@@ -241,6 +240,12 @@ def stage_totals(queryset: QuerySet[Opportunity], stages) -> dict[int, dict]:
             open_total=Coalesce(Sum("value", filter=is_open), Decimal(0)),
         )
     )
+
+
+def stage_totals(queryset: QuerySet[Opportunity], stages) -> dict[int, dict]:
+    """`stage_totals_rows` for the filtered, visible queryset's `stages`, in one query
+    that reads only the totals index."""
+    rows = stage_totals_rows(queryset.filter(stage__in=[stage.pk for stage in stages]))
     return {row.pop("stage"): row for row in rows}
 
 

@@ -8,7 +8,6 @@ follows in its column, so the browser can put it in place.
 
 import hashlib
 from dataclasses import dataclass
-from decimal import Decimal
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import EmptyResultSet
@@ -25,12 +24,18 @@ from django.db.models import (
     Sum,
     Value,
 )
-from django.db.models.functions import Cast, Coalesce, Concat
+from django.db.models.functions import Cast, Concat
 from django.http import QueryDict
 
 from opportunities.filters import OpportunityFilter
-from opportunities.models import Contact, Opportunity, OpportunityEvent, Status
-from opportunities.selectors import Column, can_view_all, opportunities_visible_to, with_card_fields
+from opportunities.models import Contact, Opportunity, OpportunityEvent
+from opportunities.selectors import (
+    Column,
+    can_view_all,
+    opportunities_visible_to,
+    stage_totals_rows,
+    with_card_fields,
+)
 from pipelines.models import Pipeline, Stage
 
 # More events than this since the board's cursor: the whole board is sent again.
@@ -410,21 +415,6 @@ def _placed(row: dict, stages: dict) -> PlacedCard:
     return PlacedCard(card=card, after_id=row["above_id"])
 
 
-def _totals(queryset: QuerySet[Opportunity]) -> QuerySet:
-    """`selectors.stage_totals`'s figures per stage, as a values() query."""
-    is_open = Q(status=Status.OPEN)
-    return (
-        queryset.order_by()
-        .values("stage")
-        .annotate(
-            count=Count("id"),
-            total=Coalesce(Sum("value"), Decimal(0)),
-            open_count=Count("id", filter=is_open),
-            open_total=Coalesce(Sum("value", filter=is_open), Decimal(0)),
-        )
-    )
-
-
 def column_totals(user, pipeline_id: int, filters: QueryDict, stages) -> list[Column] | None:
     """`selectors.header_columns` for the given columns of the board `filters` describe,
     from a compiled statement; None when no statement serves this shape.
@@ -444,14 +434,14 @@ def column_totals(user, pipeline_id: int, filters: QueryDict, stages) -> list[Co
     def build():
         board = _board_queryset(user, pipeline_stand_in, filters).filter(stage__in=stage_stand_ins)
         if view_all:
-            rows = _totals(board)
+            rows = stage_totals_rows(board)
         else:
             follows = Opportunity.followers.through.objects.filter(user_id=user.pk)
             theirs = board.filter(assigned_to_id=user.pk)
             followed = board.filter(pk__in=follows.values("opportunity_id")).exclude(
                 assigned_to_id=user.pk
             )
-            rows = _totals(theirs).union(_totals(followed), all=True).order_by()
+            rows = stage_totals_rows(theirs).union(stage_totals_rows(followed), all=True).order_by()
         return _Statement.compile(rows, [pipeline_stand_in, *stage_stand_ins])
 
     key = ("totals", user.pk, view_all, _filters_key(filters), len(stage_ids))
