@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from opportunities.models import Status
 from tests import factories
-from tests.test_board_views import column_heads
+from tests.test_board_views import DRAG_QUERIES, column_heads
 
 pytestmark = pytest.mark.django_db
 
@@ -82,6 +82,7 @@ def test_the_compiled_and_the_filterset_reads_cost_the_same_queries(client, boar
         with CaptureQueriesContext(connection) as queries:
             assert drag(client, deal, stages[3], filters).status_code == 200
         counts.append(len(queries))
+    # PostgreSQL adds the stage lock and the event append lock (SQLite has one writer).
+    assert counts[0] <= DRAG_QUERIES + (2 if connection.vendor == "postgresql" else 0)
     # The owner filter reads the owner once more (the filter checks they are active).
-    assert counts[0] <= 8
     assert counts[1] <= counts[0] + 1
