@@ -142,6 +142,11 @@ def opportunity_move(
     lock_stages(to_stage.pk)
     before_id, after_id = _parse_id(before_id), _parse_id(after_id)
     rank = rank_for_drop(to_stage, moving_id=opportunity.pk, before_id=before_id, after_id=after_id)
+    return _write_place(opportunity, to_stage, rank, version=version, user=user)
+
+
+def _write_place(opportunity: Opportunity, to_stage: Stage, rank: str, *, version, user):
+    """The move's one write: the new rank, and the stage when it changes (history + event)."""
     changes = {"rank": rank}
     if to_stage.pk != opportunity.stage_id:
         changes["stage"] = to_stage
@@ -191,10 +196,7 @@ def opportunity_drop(
     gap = _gap_from({name: getattr(row, name, None) for name in GAP_NAMES})
     rank = _key_in_gap(to_stage, *gap, row.pk, before_id, after_id)
     from_stage = row.stage
-    changes = {"rank": rank}
-    if to_stage.pk != row.stage_id:
-        changes["stage"] = to_stage
-    moved = opportunity_write(opportunity=row, version=version, user=user, changes=changes)
+    moved = _write_place(row, to_stage, rank, version=version, user=user)
     return Drop(opportunity=moved, from_stage=from_stage, to_stage=to_stage)
 
 
