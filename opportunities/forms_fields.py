@@ -238,6 +238,15 @@ class PipelineMoveForm(forms.Form):
         if not self.is_bound:
             self.initial["version"] = opportunity.version
 
+    def clean(self):
+        cleaned = super().clean()
+        stage, named = cleaned.get("stage"), self.data.get("pipeline")
+        # One select sends only the stage; a client that names the pipeline too (as the
+        # API does) must name the stage's own.
+        if stage is not None and named and named != str(stage.pipeline_id):
+            self.add_error("stage", "That stage belongs to another pipeline.")
+        return cleaned
+
     @property
     def stage_groups(self):
         groups: dict[int, tuple] = {}

@@ -457,15 +457,9 @@ def card_pipeline_move(request, pk: int):
     pipeline, from_stage = opportunity.pipeline, opportunity.stage
     filterset = _menu_filters(request, pipeline)
     form = PipelineMoveForm(request.POST, opportunity=opportunity)
-    if form.is_valid():
-        target = form.cleaned_data["stage"]
-        named = request.POST.get("pipeline")
-        # A client naming the pipeline too must name the stage's own (one select sends
-        # only the stage; an API-like client may send both).
-        if named and named != str(target.pipeline_id):
-            form.add_error("stage", "That stage belongs to another pipeline.")
     status = 400
     if form.is_valid():
+        target = form.cleaned_data["stage"]
         try:
             opportunity_update(
                 opportunity=opportunity,
