@@ -10,8 +10,7 @@ import hashlib
 from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
-from django.core.exceptions import EmptyResultSet
-from django.db import DEFAULT_DB_ALIAS, connection, connections
+from django.db import connection
 from django.db.models import (
     CharField,
     Count,
@@ -27,6 +26,14 @@ from django.db.models import (
 from django.db.models.functions import Cast, Concat
 from django.http import QueryDict
 
+from opportunities.compiled_reads import (
+    STAND_IN,
+    Statement,
+    cached_statement,
+    fixed_statement,
+    padded,
+    stand_ins,
+)
 from opportunities.filters import OpportunityFilter
 from opportunities.models import Contact, Opportunity, OpportunityEvent
 from opportunities.selectors import (
@@ -46,26 +53,6 @@ RECENT = 100
 # foreign-key filter with it would overflow on SQLite).
 MAX_ID = 2**63 - 1
 
-
-# -- Reads compiled once per process ----------------------------------------------------
-#
-# A board polls every few seconds, and building and compiling the poll's reads through
-# the ORM cost several times running them (the changed cards' read, with contact, owner,
-# tags, next task and the card above each, about ten times). So they are compiled once
-# per process for a shape (for the cards and totals: the user, their filters, how many
-# cards or columns), with stand-in values for what changes between polls (the pipeline,
-# the cursor, the cards, the columns), and run with the real ones. The user stays in the
-# key: the visibility selector's SQL depends on who they are and on whether they see
-# every deal.
-
-# Stand-ins: no id is negative, and these fit a 32-bit integer column (the ORM turns a
-# lookup beyond a column's range into a constant, which would leave no parameter).
-_STAND_IN = -2_000_000_000
-# Cards or columns per statement are rounded up to one of these sizes (the last real id
-# repeated: `IN` ignores duplicates), so a few statements serve every poll.
-_SIZES = (1, 2, 4, 8, 16, 32, 64)
-_STATEMENTS_MAX = 512
-_statements: dict[tuple, "_Statement | None"] = {}
 
 # What a board card shows (templates/opportunities/board.html#card), in model field order.
 _CARD_FIELDS = [
@@ -89,89 +76,6 @@ _CARD_FIELDS = [
 ]
 _CONTACT_FIELDS = ["id", "name", "company"]
 _OWNER_FIELDS = ["id", "username", "first_name", "last_name"]
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _stand_ins(size: int, offset: int = 0) -> list[int]:
-    return [_STAND_IN - offset - index for index in range(size)]
-
-
-def _padded(values: list[int]) -> list[int]:
-    size = next(size for size in _SIZES if size >= len(values))
-    return [*values, *[values[-1]] * (size - len(values))]
-
-
-@dataclass
-class _Statement:
-    """A values() query compiled once: its SQL, its parameters with stand-ins, the names
-    of its columns, and the converters that turn the database's values into Python ones
-    (as the compiler applies them: Decimal, datetime, JSON)."""
-
-    sql: str
-    params: tuple
-    names: list[str]
-    converters: list[tuple[int, list, object]]
-
-    @classmethod
-    def compile(cls, queryset: QuerySet, stand_ins: list[int]) -> "_Statement | None":
-        """None for a query that matches nothing whatever the values (EmptyResultSet),
-        that does not take every stand-in as a parameter, or whose columns are not its
-        values() names: the ORM serves those."""
-        compiler = queryset.query.get_compiler(connection=connection)
-        try:
-            sql, params = compiler.as_sql()
-        except EmptyResultSet:
-            return None
-        if not set(stand_ins) <= {p for p in params if _is_int(p)}:
-            return None
-        query = queryset.query
-        names = [*query.extra_select, *query.values_select, *query.annotation_select]
-        if len(names) != compiler.col_count:
-            return None
-        fields = [column[0] for column in compiler.select[: compiler.col_count]]
-        converters = [
-            (position, functions, expression)
-            for position, (functions, expression) in compiler.get_converters(fields).items()
-        ]
-        return cls(sql=sql, params=tuple(params), names=names, converters=converters)
-
-    def rows(self, values: dict[int, int]) -> list[dict]:
-        # A parameter keeps its type (psycopg's Int8 for a bigint column, say).
-        params = [type(p)(values[p]) if _is_int(p) and p in values else p for p in self.params]
-        db = connections[DEFAULT_DB_ALIAS]
-        with db.cursor() as cursor:
-            cursor.execute(self.sql, params)
-            fetched = cursor.fetchall()
-        rows = []
-        for raw in fetched:
-            row = list(raw[: len(self.names)])
-            for position, functions, expression in self.converters:
-                value = row[position]
-                for convert in functions:
-                    value = convert(value, expression, db)
-                row[position] = value
-            rows.append(dict(zip(self.names, row, strict=True)))
-        return rows
-
-
-def _statement(key: tuple, build) -> "_Statement | None":
-    key = (connection.alias, connection.vendor, *key)
-    if key not in _statements:
-        if len(_statements) >= _STATEMENTS_MAX:
-            _statements.clear()  # rare (searches typed into the filters): start again
-        _statements[key] = build()
-    return _statements[key]
-
-
-def _fixed_statement(key: tuple, build) -> _Statement:
-    """A statement whose shape never changes: compiled it must be (tests run each)."""
-    statement = _statement(key, build)
-    if statement is None:
-        raise RuntimeError(f"the live poll's {key[0]!r} read did not compile with stand-ins")
-    return statement
 
 
 def board_fingerprint(pipeline_id: int) -> Subquery:
@@ -209,7 +113,7 @@ def events_cursor_read() -> Subquery:
 def events_cursor() -> int:
     """The id of the newest event (events.last_event_id): read before the board it
     describes is read. Every poll starts with it."""
-    statement = _fixed_statement(("cursor",), lambda: _Statement.compile(_newest_event(), []))
+    statement = fixed_statement(("cursor",), lambda: Statement.compile(_newest_event(), []))
     rows = statement.rows({})
     return rows[0]["id"] if rows else 0
 
@@ -220,16 +124,16 @@ def _newest_event() -> QuerySet:
 
 def pipeline_stages(pipeline_id: int) -> list[Stage]:
     """The pipeline's stages in board order, each with the pipeline (one instance)."""
-    pipeline_in = _STAND_IN
+    pipeline_in = STAND_IN
     stage_fields = [field.attname for field in Stage._meta.concrete_fields]
     pipeline_fields = [field.attname for field in Pipeline._meta.concrete_fields]
 
     def build():
         stages = Stage.objects.filter(pipeline_id=pipeline_in).order_by("position", "id")
         related = [f"pipeline__{name}" for name in pipeline_fields]
-        return _Statement.compile(stages.values(*stage_fields, *related), [pipeline_in])
+        return Statement.compile(stages.values(*stage_fields, *related), [pipeline_in])
 
-    rows = _fixed_statement(("stages",), build).rows({pipeline_in: pipeline_id})
+    rows = fixed_statement(("stages",), build).rows({pipeline_in: pipeline_id})
     if not rows:
         return []
     pipeline_values = [rows[0][f"pipeline__{name}"] for name in pipeline_fields]
@@ -260,16 +164,16 @@ def changes_since(pipeline_id: int, after: int, upto: int) -> Changes | None:
 
     None when there are more than DELTA_LIMIT events: cheaper to send the whole board.
     """
-    after_in, upto_in, pipeline_in = _stand_ins(3)
+    after_in, upto_in, pipeline_in = stand_ins(3)
 
     def build():
         events = OpportunityEvent.objects.filter(
             id__gt=after_in, id__lte=upto_in, pipeline_id=pipeline_in
         )
         rows = events.order_by("id").values("opportunity_id", "payload")[: DELTA_LIMIT + 1]
-        return _Statement.compile(rows, [after_in, upto_in, pipeline_in])
+        return Statement.compile(rows, [after_in, upto_in, pipeline_in])
 
-    statement = _fixed_statement(("events",), build)
+    statement = fixed_statement(("events",), build)
     values = {after_in: after, upto_in: upto, pipeline_in: pipeline_id}
     rows = [(row["opportunity_id"], row["payload"]) for row in statement.rows(values)]
     if len(rows) > DELTA_LIMIT:
@@ -299,16 +203,16 @@ def changes_concern(user, changes: Changes) -> bool:
         return True
     if not changes.ids:
         return False
-    ids = _padded(changes.ids)
-    user_in, card_stand_ins = _STAND_IN, _stand_ins(len(ids), offset=1)
+    ids = padded(changes.ids)
+    user_in, card_stand_ins = STAND_IN, stand_ins(len(ids), offset=1)
 
     def build():
         follows = Opportunity.followers.through.objects.filter(
             user_id=user_in, opportunity_id__in=card_stand_ins
         )
-        return _Statement.compile(follows.values("opportunity_id")[:1], [user_in, *card_stand_ins])
+        return Statement.compile(follows.values("opportunity_id")[:1], [user_in, *card_stand_ins])
 
-    statement = _fixed_statement(("follows", len(ids)), build)
+    statement = fixed_statement(("follows", len(ids)), build)
     values = {user_in: user.pk, **dict(zip(card_stand_ins, ids, strict=True))}
     return bool(statement.rows(values))
 
@@ -367,8 +271,8 @@ def changed_cards(
 ) -> list[PlacedCard] | None:
     """`placed_cards` for the board `filters` describe, from a compiled statement; None
     when no statement serves this shape (then use `placed_cards`)."""
-    ids = _padded(ids)
-    pipeline_stand_in, card_stand_ins = _STAND_IN, _stand_ins(len(ids), offset=1)
+    ids = padded(ids)
+    pipeline_stand_in, card_stand_ins = STAND_IN, stand_ins(len(ids), offset=1)
 
     def build():
         board = _board_queryset(user, pipeline_stand_in, filters)
@@ -382,10 +286,10 @@ def changed_cards(
             "card_tags",
             "above_id",
         )
-        return _Statement.compile(cards, [pipeline_stand_in, *card_stand_ins])
+        return Statement.compile(cards, [pipeline_stand_in, *card_stand_ins])
 
     key = ("cards", user.pk, can_view_all(user), _filters_key(filters), len(ids))
-    statement = _statement(key, build)
+    statement = cached_statement(key, build)
     if statement is None:
         return None
     values = {pipeline_stand_in: pipeline_id, **dict(zip(card_stand_ins, ids, strict=True))}
@@ -427,8 +331,8 @@ def column_totals(user, pipeline_id: int, filters: QueryDict, stages) -> list[Co
     """
     if not stages:
         return []
-    stage_ids = _padded([stage.pk for stage in stages])
-    pipeline_stand_in, stage_stand_ins = _STAND_IN, _stand_ins(len(stage_ids), offset=1)
+    stage_ids = padded([stage.pk for stage in stages])
+    pipeline_stand_in, stage_stand_ins = STAND_IN, stand_ins(len(stage_ids), offset=1)
     view_all = can_view_all(user)
 
     def build():
@@ -442,10 +346,10 @@ def column_totals(user, pipeline_id: int, filters: QueryDict, stages) -> list[Co
                 assigned_to_id=user.pk
             )
             rows = stage_totals_rows(theirs).union(stage_totals_rows(followed), all=True).order_by()
-        return _Statement.compile(rows, [pipeline_stand_in, *stage_stand_ins])
+        return Statement.compile(rows, [pipeline_stand_in, *stage_stand_ins])
 
     key = ("totals", user.pk, view_all, _filters_key(filters), len(stage_ids))
-    statement = _statement(key, build)
+    statement = cached_statement(key, build)
     if statement is None:
         return None
     values = {pipeline_stand_in: pipeline_id, **dict(zip(stage_stand_ins, stage_ids, strict=True))}
