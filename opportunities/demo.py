@@ -375,12 +375,21 @@ def seed_demo_data(*, rng: random.Random | None = None) -> bool:
 
 
 @transaction.atomic
-def seed_bulk_opportunities(*, count: int, rng: random.Random | None = None) -> int:
+def seed_bulk_opportunities(
+    *, count: int, rng: random.Random | None = None, board_full: bool = False
+) -> int:
     """Add `count` opportunities to the "Sales" pipeline, for benchmarks.
 
     Spread over its stages, the four statuses and the demo owners; ranks keep
-    increasing in every column (after the cards already there). No notes, tasks or
-    history rows: only what the board and the lists read.
+    increasing in every column (after the cards already there). No notes, tasks,
+    history or events: only what the board and the lists read (100,000 event payloads
+    would cost minutes of seeding for nothing the board shows).
+
+    `board_full`: every deal open and the rep's, so the manager and the rep see the
+    same cards (with 100, 25 per column: every column of the board full, as at any
+    large N), for the bench to compare a small board with the 100,000-deal one card
+    for card. Being few, these are recorded as created (history row and event through
+    changes_record), as the demo set is.
     """
     rng = rng or random.Random(SEED + count)
     stages = ensure_pipelines()["Sales"]
@@ -388,6 +397,8 @@ def seed_bulk_opportunities(*, count: int, rng: random.Random | None = None) -> 
     reasons = ensure_lost_reasons()
     User = get_user_model()
     owners = [*User.objects.filter(username__in=["rep", "rep2", "manager"]).order_by("pk"), None]
+    if board_full:
+        owners = [User.objects.get(username="rep")]
     contacts = _contacts(rng, min(1000, max(1, count // 20)))
     now = timezone.now()
     statuses = list(STATUS_WEIGHTS)
@@ -403,7 +414,7 @@ def seed_bulk_opportunities(*, count: int, rng: random.Random | None = None) -> 
     per_stage = [
         count // len(stages) + (1 if i < count % len(stages) else 0) for i in range(len(stages))
     ]
-    created = 0
+    created, written = 0, []
     number = Opportunity.objects.filter(pipeline=pipeline).count()
     for stage, stage_count in zip(stages, per_stage, strict=True):
         keys = column_keys(stage_count, after=last_rank.get(stage.pk))
@@ -411,7 +422,7 @@ def seed_bulk_opportunities(*, count: int, rng: random.Random | None = None) -> 
             batch = []
             for key in keys[start : start + BATCH_SIZE]:
                 number += 1
-                status = rng.choices(statuses, weights=weights)[0]
+                status = Status.OPEN if board_full else rng.choices(statuses, weights=weights)[0]
                 created_at = now - timedelta(minutes=rng.randint(60, 60 * 24 * 365))
                 closed_at = (
                     created_at + (now - created_at) * rng.random()
@@ -419,7 +430,7 @@ def seed_bulk_opportunities(*, count: int, rng: random.Random | None = None) -> 
                     else None
                 )
                 contact = rng.choice(contacts)
-                owner = rng.choice(owners)
+                owner = owners[0] if board_full else rng.choice(owners)
                 # Ids rather than instances: model __init__ is the hot spot at 100,000 rows.
                 batch.append(
                     Opportunity(
@@ -443,11 +454,22 @@ def seed_bulk_opportunities(*, count: int, rng: random.Random | None = None) -> 
                 )
             Opportunity.objects.bulk_create(batch, batch_size=BATCH_SIZE)
             created += len(batch)
+            if board_full:
+                written += batch
+    if written:
+        # The event payloads carry the contact: the instances in hand, not a query each.
+        by_pk = {contact.pk: contact for contact in contacts}
+        for opportunity in written:
+            opportunity.contact = by_pk[opportunity.contact_id]
+        changes_record(user=None, items=[(None, opportunity) for opportunity in written])
     return created
 
 
-def seed(*, opportunities: int | None = None, password: str | None = None) -> SeedReport:
-    """Users and lost reasons always (when missing); then the demo set, or the bulk set."""
+def seed(
+    *, opportunities: int | None = None, password: str | None = None, board_full: bool = False
+) -> SeedReport:
+    """Users and lost reasons always (when missing); then the demo set, or the bulk set
+    (`board_full`: all open and the rep's, see seed_bulk_opportunities)."""
     report = SeedReport()
     with transaction.atomic():
         report.created_users = ensure_users(password or demo_password())
@@ -455,5 +477,5 @@ def seed(*, opportunities: int | None = None, password: str | None = None) -> Se
     if opportunities is None:
         report.demo_created = seed_demo_data()
     else:
-        report.bulk_created = seed_bulk_opportunities(count=opportunities)
+        report.bulk_created = seed_bulk_opportunities(count=opportunities, board_full=board_full)
     return report

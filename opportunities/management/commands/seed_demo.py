@@ -22,19 +22,28 @@ class Command(BaseCommand):
             help="Instead of the demo set, add N opportunities to the Sales pipeline "
             "(bulk, for benchmarks; each run adds N more).",
         )
+        parser.add_argument(
+            "--board-full",
+            action="store_true",
+            help="With --opportunities: every deal added is open and the rep's, spread "
+            "evenly over the Sales stages (100 fill the board's four columns of 25 for "
+            "the rep and the manager alike; the bench's small board).",
+        )
 
-    def handle(self, *args, opportunities=None, **options):
+    def handle(self, *args, opportunities=None, board_full=False, **options):
         if opportunities is not None and opportunities < 1:
             raise CommandError("--opportunities must be a positive number.")
+        if board_full and opportunities is None:
+            raise CommandError("--board-full needs --opportunities N.")
         started = time.perf_counter()
-        report = demo.seed(opportunities=opportunities)
+        report = demo.seed(opportunities=opportunities, board_full=board_full)
         elapsed = time.perf_counter() - started
         if report.created_users:
             self.stdout.write(f"Created users: {', '.join(report.created_users)}.")
         if opportunities is not None:
+            kind = "open opportunities of the rep" if board_full else "opportunities"
             self.stdout.write(
-                f"Added {report.bulk_created} opportunities to the Sales pipeline "
-                f"in {elapsed:.1f} s."
+                f"Added {report.bulk_created} {kind} to the Sales pipeline in {elapsed:.1f} s."
             )
         elif report.demo_created:
             self.stdout.write(f"Created the demo pipelines and opportunities in {elapsed:.1f} s.")
