@@ -3,13 +3,14 @@
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import FilteredRelation, Q, Subquery
 
 from opportunities import ranking
+from opportunities.compiled_reads import Statement, fixed_statement, stand_ins
 from opportunities.errors import StaleVersion
-from opportunities.models import LostReason, Opportunity, Status
-from opportunities.selectors import opportunities_visible_to
+from opportunities.models import Contact, LostReason, Opportunity, Status
+from opportunities.selectors import can_view_all, opportunities_visible_to
 from opportunities.services.access import ensure_may_change, ensure_permission
 from opportunities.services.writing import (
     check_status,
@@ -17,7 +18,7 @@ from opportunities.services.writing import (
     opportunity_write,
     status_is_new,
 )
-from pipelines.models import Stage
+from pipelines.models import Pipeline, Stage
 
 
 def _column(stage: Stage, moving_id: int | None):
@@ -161,6 +162,89 @@ class Drop:
 
 
 NOT_IN_PIPELINE = "That stage is not part of this opportunity's pipeline."
+# The largest id a database integer holds: a larger one names no row (and, as a raw
+# parameter, would overflow on SQLite).
+MAX_ID = 2**63 - 1
+
+
+def _fields(model) -> list[str]:
+    return [field.attname for field in model._meta.concrete_fields]
+
+
+# What the drop reads: the whole card (its event carries it), its pipeline, its stage and
+# contact, and the target stage.
+_READ = {
+    "": (Opportunity, _fields(Opportunity)),
+    "pipeline__": (Pipeline, _fields(Pipeline)),
+    "stage__": (Stage, _fields(Stage)),
+    "to_stage__": (Stage, _fields(Stage)),
+    "contact__": (Contact, _fields(Contact)),
+}
+
+
+def _drop_statement(user, has_before: bool, has_after: bool) -> tuple[Statement, list[int]]:
+    """The drop's one SELECT, compiled once per user and shape (which neighbours the
+    client named): building it through the ORM cost about as much as the rest of a drag.
+    Returns it with its stand-ins: the card, the target stage, the card above and below.
+    """
+    ins = stand_ins(4)
+    card_in, stage_in, before_in, after_in = ins
+
+    def build():
+        target = FilteredRelation("pipeline__stages", condition=Q(pipeline__stages__pk=stage_in))
+        gaps = _gap_reads(
+            stage_in, card_in, before_in if has_before else None, after_in if has_after else None
+        )
+        names = [prefix + name for prefix, (_, fields) in _READ.items() for name in fields]
+        rows = (
+            opportunities_visible_to(user)
+            .filter(pk=card_in)
+            .annotate(to_stage=target, **gaps)
+            .values(*names, *gaps)
+        )
+        used = [card_in, stage_in] + [before_in] * has_before + [after_in] * has_after
+        return Statement.compile(rows, used)
+
+    key = ("drop", user.pk, can_view_all(user), has_before, has_after)
+    return fixed_statement(key, build), ins
+
+
+def _instance(model, fields: list[str], row: dict, prefix: str):
+    return model.from_db(connection.alias, fields, [row[prefix + name] for name in fields])
+
+
+def _read_drop(
+    user, pk: int, stage_id: int, before_id, after_id
+) -> tuple[Opportunity, Stage | None, dict]:
+    """The card as `user` may see it (DoesNotExist otherwise), with its pipeline, stage
+    and contact loaded, the target stage (None when it is not of the card's pipeline),
+    and the ranks around the drop point (`_gap_from`'s input)."""
+    if not user.is_authenticated or not 0 < pk <= MAX_ID or not 0 < stage_id <= MAX_ID:
+        raise Opportunity.DoesNotExist
+    statement, (card_in, stage_in, before_in, after_in) = _drop_statement(
+        user, before_id is not None, after_id is not None
+    )
+    values = {card_in: pk, stage_in: stage_id, before_in: before_id, after_in: after_id}
+    rows = statement.rows(values)
+    if not rows:
+        raise Opportunity.DoesNotExist
+    row = rows[0]
+    model, fields = _READ[""]
+    card = _instance(model, fields, row, "")
+    card.pipeline = _instance(Pipeline, _READ["pipeline__"][1], row, "pipeline__")
+    card.stage = _instance(Stage, _READ["stage__"][1], row, "stage__")
+    card.contact = (
+        _instance(Contact, _READ["contact__"][1], row, "contact__") if card.contact_id else None
+    )
+    to_stage = None
+    if row["to_stage__id"] is not None:
+        to_stage = _instance(Stage, _READ["to_stage__"][1], row, "to_stage__")
+    return card, to_stage, {name: row.get(name) for name in GAP_NAMES}
+
+
+def _drop_neighbour(value) -> int | None:
+    number = _parse_id(value)
+    return number if number is not None and number <= MAX_ID else None
 
 
 @transaction.atomic
@@ -171,32 +255,24 @@ def opportunity_drop(
 
     The same checks and writes, in fewer statements: the card (as `user` may see it),
     its pipeline, stage and contact, the target stage and the ranks around the drop point
-    come in one SELECT, read inside the write's transaction after the stage lock (on
-    SQLite the transaction is IMMEDIATE: it holds the one write lock already), so that
-    read is as fresh as the write. Raises Opportunity.DoesNotExist for a card `user`
-    cannot see, PermissionDenied, ValidationError for a stage of another pipeline (or
-    none), StaleVersion.
+    come in one SELECT (compiled once: `_drop_statement`), read inside the write's
+    transaction after the stage lock (on SQLite the transaction is IMMEDIATE: it holds
+    the one write lock already), so that read is as fresh as the write. Raises
+    Opportunity.DoesNotExist for a card `user` cannot see, PermissionDenied,
+    ValidationError for a stage of another pipeline (or none), StaleVersion.
     """
     lock_stages(stage_id)
-    before_id, after_id = _parse_id(before_id), _parse_id(after_id)
-    target = FilteredRelation("pipeline__stages", condition=Q(pipeline__stages__pk=stage_id))
-    row = (
-        opportunities_visible_to(user)
-        .annotate(to_stage=target, **_gap_reads(stage_id, pk, before_id, after_id))
-        .select_related("pipeline", "stage", "contact", "to_stage")
-        .get(pk=pk)
-    )
+    before_id, after_id = _drop_neighbour(before_id), _drop_neighbour(after_id)
+    card, to_stage, gap_row = _read_drop(user, pk, stage_id, before_id, after_id)
     # Read through the visibility rule, so only the permission is left to check.
     ensure_permission(user, "change_opportunity")
-    to_stage = getattr(row, "to_stage", None)  # no attribute when the join found none
     if to_stage is None:
         raise ValidationError({"stage": NOT_IN_PIPELINE})
-    if row.version != version:
-        raise StaleVersion(row.pk)
-    gap = _gap_from({name: getattr(row, name, None) for name in GAP_NAMES})
-    rank = _key_in_gap(to_stage, *gap, row.pk, before_id, after_id)
-    from_stage = row.stage
-    moved = _write_place(row, to_stage, rank, version=version, user=user)
+    if card.version != version:
+        raise StaleVersion(card.pk)
+    rank = _key_in_gap(to_stage, *_gap_from(gap_row), card.pk, before_id, after_id)
+    from_stage = card.stage
+    moved = _write_place(card, to_stage, rank, version=version, user=user)
     return Drop(opportunity=moved, from_stage=from_stage, to_stage=to_stage)
 
 
