@@ -4,6 +4,8 @@ The test database is in memory (left without the lock), so these tests open a fi
 database with the project's settings, as gunicorn's threads would.
 """
 
+import fcntl
+import os
 import threading
 import time
 
@@ -163,3 +165,41 @@ def test_a_writer_that_waits_longer_than_the_timeout_gets_database_is_locked(dat
     with transaction.atomic(using=ALIAS), wrapper.cursor() as cursor:
         cursor.execute("INSERT INTO item (name) VALUES ('after')")
     assert names(wrapper) == ["after"]
+
+
+def _other_process_could_lock(name: str) -> bool:
+    """What another process would find: a second open of the lock file has its own lock."""
+    descriptor = os.open(f"{name}-writer", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    else:
+        fcntl.flock(descriptor, fcntl.LOCK_UN)
+        return True
+    finally:
+        os.close(descriptor)
+
+
+def test_other_processes_writers_wait_on_the_lock_file_until_commit(database):
+    open_connection, _ = database
+    wrapper = open_connection()
+    name = wrapper.settings_dict["NAME"]
+    assert _other_process_could_lock(name)
+    with transaction.atomic(using=ALIAS):
+        with wrapper.cursor() as cursor:
+            cursor.execute("INSERT INTO item (name) VALUES ('kept')")
+        assert not _other_process_could_lock(name)
+    assert _other_process_could_lock(name)
+
+
+def test_a_rolled_back_transaction_frees_the_lock_file(database):
+    open_connection, _ = database
+    wrapper = open_connection()
+    name = wrapper.settings_dict["NAME"]
+    with pytest.raises(RuntimeError), transaction.atomic(using=ALIAS):
+        with wrapper.cursor() as cursor:
+            cursor.execute("INSERT INTO item (name) VALUES ('gone')")
+        raise RuntimeError("refused")
+    assert _other_process_could_lock(name)
+    assert names(wrapper) == []

@@ -6,9 +6,16 @@ steps (1, 2, 5, ... up to 100 ms) before it tries again, so under load most writ
 long after the lock was released. Here the threads of one process take a threading.Lock
 (one per database file) before BEGIN and give it back at COMMIT, ROLLBACK or close: the
 next writer wakes as soon as the previous one has finished. Writers of other processes
-still meet the busy handler. In-memory databases (the tests') are left as they are.
+would still meet the busy handler, so the lock's holder also takes an exclusive flock on a
+file beside the database (`<name>-writer`): the kernel wakes the next process's writer
+the moment it is released, and frees it if its process dies. Only one thread of a
+process at a time waits on it (the others queue on the threading.Lock). Writes made
+outside a transaction (autocommit) take neither and meet the busy handler as before.
+In-memory databases (the tests') are left as they are.
 """
 
+import fcntl
+import os
 import threading
 
 from django.db import OperationalError
@@ -19,10 +26,23 @@ _registry_lock = threading.Lock()
 _writer_locks: dict[str, LockType] = {}
 
 
+# Per process: a descriptor inherited through fork() would share its lock with the parent.
+_lock_files: dict[tuple[int, str], int] = {}
+
+
 def writer_lock(name: str) -> LockType:
     """The one lock of the database file `name` in this process."""
     with _registry_lock:
         return _writer_locks.setdefault(str(name), threading.Lock())
+
+
+def _lock_file(name: str) -> int:
+    """This process's descriptor of the database's lock file, opened once."""
+    key = (os.getpid(), name)
+    with _registry_lock:
+        if key not in _lock_files:
+            _lock_files[key] = os.open(f"{name}-writer", os.O_RDWR | os.O_CREAT, 0o600)
+        return _lock_files[key]
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
@@ -42,6 +62,12 @@ class DatabaseWrapper(base.DatabaseWrapper):
             raise OperationalError("database is locked (waited for this process's writer)")
         self.holds_writer_lock = True
         try:
+            fcntl.flock(_lock_file(self.settings_dict["NAME"]), fcntl.LOCK_EX)
+        except BaseException:
+            self.holds_writer_lock = False
+            lock.release()
+            raise
+        try:
             super()._start_transaction_under_autocommit()
         except BaseException:
             self._release_writer_lock()
@@ -50,7 +76,10 @@ class DatabaseWrapper(base.DatabaseWrapper):
     def _release_writer_lock(self) -> None:
         if self.holds_writer_lock:
             self.holds_writer_lock = False
-            self._writer_lock().release()
+            try:
+                fcntl.flock(_lock_file(self.settings_dict["NAME"]), fcntl.LOCK_UN)
+            finally:
+                self._writer_lock().release()
 
     def _commit(self):
         try:
