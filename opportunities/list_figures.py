@@ -16,13 +16,21 @@ views on the time of day; those sets are computed on every request.
 """
 
 import hashlib
+from datetime import date
 
 from django.core.cache import caches
 from django.db.models import OuterRef
 
 from opportunities.charts import funnel_chart, month_chart
-from opportunities.models import LostReason
-from opportunities.reports import opportunity_summary, stage_funnels, won_lost_by_month
+from opportunities.filters import ALL_STATUSES
+from opportunities.filters_manager import QuickView
+from opportunities.models import LostReason, Status
+from opportunities.reports import (
+    deal_groups,
+    opportunity_summary,
+    stage_funnels,
+    won_lost_by_month,
+)
 from opportunities.selectors_live import board_fingerprint, events_cursor_read
 from pipelines.models import Stage
 
@@ -51,15 +59,43 @@ MIN_MONTHS_SHOWN = 6
 
 def compute(queryset) -> dict:
     """The figures of the set, computed now."""
+    # One read of the set's deals per (status, stage) for both the summary and the funnel.
+    groups = deal_groups(queryset)
     return {
-        "summary": opportunity_summary(queryset),
-        "funnels": [funnel_chart(funnel) for funnel in stage_funnels(queryset)],
+        "summary": opportunity_summary(queryset, groups),
+        "funnels": [funnel_chart(funnel) for funnel in stage_funnels(queryset, groups)],
         "months": month_chart(won_lost_by_month(queryset, at_least=MIN_MONTHS_SHOWN)),
     }
 
 
 def cacheable(params) -> bool:
     return all(name in IGNORED or name in CACHED for name in params)
+
+
+def unfiltered(params) -> bool:
+    """Whether the filters leave every visible deal in the set (page and sort aside)."""
+    for name, values in params.items():
+        allowed = {"", ALL_STATUSES} if name == "status" else {""}
+        if name not in IGNORED and not set(values) <= allowed:
+            return False
+    return True
+
+
+def quick_view_counts_known(figures: dict, this_month: date) -> dict[str, int]:
+    """The quick views' counts that the figures of the unfiltered set already hold.
+
+    Abandoned is a status count of the summary; won and lost this month are the chart's
+    months from this one on, when the chart reaches back to this month (its last month
+    is the last closing month, so no decided deal closed after it). The figures depend
+    on the data only, so these stay exact when the figures come from the cache.
+    """
+    counts = {QuickView.ABANDONED: figures["summary"].status_counts.get(Status.ABANDONED, 0)}
+    months = figures["months"].months
+    if not months or months[0].month <= this_month:
+        later = [month for month in months if month.month >= this_month]
+        counts[QuickView.WON_THIS_MONTH] = sum(month.won_count for month in later)
+        counts[QuickView.LOST_THIS_MONTH] = sum(month.lost_count for month in later)
+    return counts
 
 
 def data_state() -> str:
