@@ -496,7 +496,8 @@ def seeded(n: int) -> Path:
             if "-" not in stale.stem.removeprefix(f"seed-{shape}-"):
                 stale.unlink()
         kind = " (board full: all open, the rep's)" if board_full else ""
-        print(f"  seeding {n:,} opportunities{kind} into {path.relative_to(ROOT)} …", flush=True)
+        where = os.path.relpath(path, ROOT)  # BENCH_DIR may lie outside the project
+        print(f"  seeding {n:,} opportunities{kind} into {where} …", flush=True)
         partial = path.with_name(path.name.replace("seed-", "partial-"))
         partial.unlink(missing_ok=True)
         env = _env(partial)
