@@ -338,22 +338,27 @@ def _first_and_last(decided: QuerySet[Opportunity]) -> dict:
 
 
 def _sums_per_month(base, months) -> dict[tuple[date, str], tuple[Decimal, int]]:
-    """Value and count per (month, status) of the shown months, in one query: a sum over
-    each month's range of closing dates per status, the parts joined by UNION ALL.
+    """Value and count per (month, status) of the shown months, in one query: the sums
+    over each month's range of closing dates, per status, the parts joined by UNION ALL.
 
-    Each part reads one range of the (status, closing date) index. Grouped by the month
-    of each row instead, SQLite computed the month per row and sorted every decided deal
-    of the year (28 ms against 3 ms at N = 100,000); date ranges also hold in any time
-    zone, where a month taken from the stored text holds only in UTC.
+    Each part reads the range of the (status, closing date) index of each status.
+    Grouped by the month of each row instead, SQLite computed the month per row and
+    sorted every decided deal of the year (28 ms against 4 ms at N = 100,000); date
+    ranges also hold in any time zone, where a month cut from the stored text holds only
+    in UTC. The parts share one grouped queryset: built whole twelve times, the ORM's
+    own work was three times the database's.
     """
     starts = [_month_start(month) for month in [*months, _add_months(months[-1], 1)]]
-    parts = [
-        base.filter(status=status, closed_at__gte=starts[index], closed_at__lt=starts[index + 1])
-        .annotate(month=Value(index, output_field=IntegerField()))
-        .values("month", "status")
+    sums = (
+        base.filter(status__in=[Status.WON, Status.LOST])
+        .values("status")
         .annotate(value=Coalesce(Sum("value"), ZERO), count=Count("*"))
+    )
+    parts = [
+        sums.filter(closed_at__gte=starts[index], closed_at__lt=starts[index + 1]).annotate(
+            month=Value(index, output_field=IntegerField())
+        )
         for index in range(len(months))
-        for status in (Status.WON, Status.LOST)
     ]
     rows = parts[0].union(*parts[1:], all=True).order_by()
     return {(months[row["month"]], row["status"]): (row["value"], row["count"]) for row in rows}
