@@ -18,20 +18,21 @@ from django.db.models import Max
 from django.utils import timezone
 
 from opportunities.models import OpportunityEvent
+from opportunities.services.rows import insert_rows
 
 # Any constant shared by all writers; "EVENTS" in ASCII.
 _APPEND_LOCK = 0x4556454E5453
 _MAX_READ = 1000
 
 
-def events_append(events: list[OpportunityEvent]) -> list[OpportunityEvent]:
+def events_append(events: list[OpportunityEvent]) -> None:
     """Insert events in the caller's transaction. Call it last, just before the commit."""
     if not events:
-        return events
+        return
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_APPEND_LOCK])
-    return OpportunityEvent.objects.bulk_create(events, batch_size=500)
+    insert_rows(OpportunityEvent, events)
 
 
 def events_after(cursor: int, limit: int = 100) -> list[OpportunityEvent]:

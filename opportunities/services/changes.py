@@ -20,6 +20,7 @@ from opportunities.models import (
     TrackedField,
 )
 from opportunities.serializers import json_value, opportunity_as_api
+from opportunities.services.rows import insert_rows
 
 # Model attribute -> (name in events and the API, history field or None, specific event).
 WATCHED = {
@@ -184,7 +185,7 @@ def changes_record(*, user, items: list[tuple], at=None, history: bool = True) -
     changes = [change for change in changes if change.created or change.fields]
     if history:
         rows = [row for change in changes for row in _history_rows(change, actor, at)]
-        OpportunityHistory.objects.bulk_create(rows, batch_size=500)
+        insert_rows(OpportunityHistory, rows)
     events = []
     for change in changes:
         payload = None

@@ -15,12 +15,12 @@ from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 from django.db import connection
-from django.db.models import F
 from django.utils import timezone
 
 from opportunities.errors import StaleVersion
 from opportunities.models import CLOSED_STATUSES, Opportunity, Status
 from opportunities.services.changes import changes_record, snapshot
+from opportunities.services.rows import update_if_version
 from pipelines.models import Stage
 
 
@@ -71,10 +71,7 @@ def opportunity_write(
     if "stage" in changes and changes["stage"].pk != opportunity.stage_id:
         changes.setdefault("stage_entered_at", now)
     before = snapshot(opportunity)
-    updated = Opportunity.objects.filter(pk=opportunity.pk, version=version).update(
-        **changes, updated_at=now, version=F("version") + 1
-    )
-    if not updated:
+    if not update_if_version(opportunity, version, changes, now):
         raise StaleVersion(opportunity.pk)
     for attr, value in changes.items():
         setattr(opportunity, attr, value)
