@@ -319,21 +319,27 @@ def column_page(
 
 
 def board_columns(
-    queryset: QuerySet[Opportunity], stages: list[Stage], *, sort: BoardSort | None = None
+    queryset: QuerySet[Opportunity],
+    stages: list[Stage],
+    *,
+    sort: BoardSort | None = None,
+    headers: list[Column] | None = None,
 ) -> list[Column]:
     """The first page of every column plus the totals, in two queries whatever the size
-    and whatever the order.
+    and whatever the order. `headers`: the columns' totals when the caller has them
+    (`selectors_live.column_totals`), read here otherwise.
 
     The cards are fetched by id from one UNION ALL of per-stage (per-segment) "first page"
     queries, each an index range scan (see `_page_ids`).
     """
     sort = sort or board_sort(None)
-    columns = {stage.pk: Column(stage=stage, sort=sort) for stage in stages}
     if not stages:
         return []
-    for stage_id, totals in stage_totals(queryset, stages).items():
-        for name, value in totals.items():
-            setattr(columns[stage_id], name, value)
+    if headers is None:
+        headers = header_columns(queryset, stages)
+    columns = {column.stage.pk: column for column in headers}
+    for column in headers:
+        column.sort = sort
 
     parts = [
         part

@@ -159,7 +159,14 @@ def _board_response(request, pipeline: Pipeline, extra: dict, *, fragment: bool)
     stages = stages_of(pipeline)
     filterset = _filtered(request, pipeline)
     context = _board_context(request, pipeline, filterset, stages)
-    context["columns"] = board_columns(filterset.qs, stages, sort=context["sort"])
+    # The headers from the statement the drag and the poll use: for a rep it reads their
+    # own deals and the ones they follow apart, where the visibility rule's "owns or
+    # follows" would read every deal of the columns (a rep's board at 100,000 deals).
+    filters = _filter_data(request)
+    headers = None
+    if compiled_reads_serve(filters):
+        headers = column_totals(request.user, pipeline.pk, filters, stages)
+    context["columns"] = board_columns(filterset.qs, stages, sort=context["sort"], headers=headers)
     context["summary"] = _summary(context["columns"])
     context["event_cursor"] = cursor
     context["stages_key"] = stages_key(stages)
