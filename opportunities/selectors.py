@@ -227,32 +227,35 @@ class Column:
 
 
 def stage_totals_rows(queryset: QuerySet[Opportunity]) -> QuerySet:
-    """Count and value per stage (all shown, and open only) as a values() query: the
-    figures a column header shows (also compiled once by the live poll)."""
-    is_open = Q(status=Status.OPEN)
+    """Count and value per stage and status as a values() query: the figures a column
+    header shows, added up by `add_to_column` (also compiled once by the live poll).
+
+    Grouped by status rather than summing the open deals with FILTER: the extra sums
+    doubled the time of reading a large column's index entries (N = 100,000).
+    """
     return (
         queryset.order_by()
-        .values("stage")
-        .annotate(
-            count=Count("id"),
-            total=Coalesce(Sum("value"), Decimal(0)),
-            open_count=Count("id", filter=is_open),
-            open_total=Coalesce(Sum("value", filter=is_open), Decimal(0)),
-        )
+        .values("stage", "status")
+        .annotate(count=Count("*"), total=Coalesce(Sum("value"), Decimal(0)))
     )
 
 
-def stage_totals(queryset: QuerySet[Opportunity], stages) -> dict[int, dict]:
-    """`stage_totals_rows` for the filtered, visible queryset's `stages`, in one query
-    that reads only the totals index."""
-    rows = stage_totals_rows(queryset.filter(stage__in=[stage.pk for stage in stages]))
-    return {row.pop("stage"): row for row in rows}
+def add_to_column(column: Column, row: dict) -> None:
+    """Add one `stage_totals_rows` row to its column's header figures."""
+    column.count += row["count"]
+    column.total += row["total"]
+    if row["status"] == Status.OPEN:
+        column.open_count += row["count"]
+        column.open_total += row["total"]
 
 
 def header_columns(queryset: QuerySet[Opportunity], stages) -> list[Column]:
-    """Columns with their totals and no cards: what the column headers show."""
-    totals = stage_totals(queryset, stages)
-    return [Column(stage=stage, **totals.get(stage.pk, {})) for stage in stages]
+    """Columns with their totals and no cards: what the column headers show, in one
+    query that reads only the totals index."""
+    columns = {stage.pk: Column(stage=stage) for stage in stages}
+    for row in stage_totals_rows(queryset.filter(stage__in=list(columns))):
+        add_to_column(columns[row["stage"]], row)
+    return list(columns.values())
 
 
 def _after(segment: SortSegment, key: str, pk: int) -> Q:

@@ -38,6 +38,7 @@ from opportunities.filters import OpportunityFilter
 from opportunities.models import Contact, Opportunity, OpportunityEvent
 from opportunities.selectors import (
     Column,
+    add_to_column,
     can_view_all,
     opportunities_visible_to,
     stage_totals_rows,
@@ -355,9 +356,5 @@ def column_totals(user, pipeline_id: int, filters: QueryDict, stages) -> list[Co
     values = {pipeline_stand_in: pipeline_id, **dict(zip(stage_stand_ins, stage_ids, strict=True))}
     columns = {stage.pk: Column(stage=stage) for stage in stages}
     for row in statement.rows(values):
-        column = columns[row["stage"]]
-        column.count += row["count"]
-        column.total += row["total"]
-        column.open_count += row["open_count"]
-        column.open_total += row["open_total"]
+        add_to_column(columns[row["stage"]], row)
     return list(columns.values())
