@@ -35,7 +35,10 @@ def _gap_reads(stage_id: int, moving_id, before_id, after_id) -> dict[str, Subqu
 
     `before_id` is the card the client shows above the drop, `after_id` the one below.
     Each is looked up with its real neighbour on the other side, and the column's top
-    card for when neither is still in this stage; `_gap_from` picks the answer.
+    card for when neither is still in this stage; `_gap_from` picks the answer. The
+    plain `rank >=` / `rank <=` bound lets the (stage, rank, id) index start at the
+    neighbour: with the OR alone, the card above was found by walking up from the
+    column's bottom (a millisecond per 10,000 cards in the column).
     """
     column = Opportunity.objects.filter(stage_id=stage_id, deleted_at__isnull=True)
     if moving_id:
@@ -43,11 +46,11 @@ def _gap_reads(stage_id: int, moving_id, before_id, after_id) -> dict[str, Subqu
     reads = {"gap_top": _rank_of(column.order_by("rank", "id"))}
     if before_id:
         rank = _rank_of(column.filter(pk=before_id))
-        below = column.filter(Q(rank__gt=rank) | Q(rank=rank, id__gt=before_id))
+        below = column.filter(Q(rank__gt=rank) | Q(rank=rank, id__gt=before_id), rank__gte=rank)
         reads |= {"gap_before": rank, "gap_below": _rank_of(below.order_by("rank", "id"))}
     if after_id:
         rank = _rank_of(column.filter(pk=after_id))
-        above = column.filter(Q(rank__lt=rank) | Q(rank=rank, id__lt=after_id))
+        above = column.filter(Q(rank__lt=rank) | Q(rank=rank, id__lt=after_id), rank__lte=rank)
         reads |= {"gap_after": rank, "gap_above": _rank_of(above.order_by("-rank", "-id"))}
     return reads
 
