@@ -203,3 +203,42 @@ def test_a_rolled_back_transaction_frees_the_lock_file(database):
         raise RuntimeError("refused")
     assert _other_process_could_lock(name)
     assert names(wrapper) == []
+
+
+def test_a_writer_behind_another_process_for_longer_than_the_timeout_is_refused(database):
+    open_connection, lock = database
+    wrapper = open_connection(timeout=0.2)
+    name = wrapper.settings_dict["NAME"]
+    other_process = os.open(f"{name}-writer", os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(other_process, fcntl.LOCK_EX)  # another process's writer, mid-transaction
+    try:
+        with (
+            pytest.raises(OperationalError, match="another process's writer"),
+            transaction.atomic(using=ALIAS),
+            wrapper.cursor() as cursor,
+        ):
+            cursor.execute("INSERT INTO item (name) VALUES ('never')")
+        assert not lock.locked()  # this process's next writer is not stuck behind it
+    finally:
+        fcntl.flock(other_process, fcntl.LOCK_UN)
+        os.close(other_process)
+    with transaction.atomic(using=ALIAS), wrapper.cursor() as cursor:
+        cursor.execute("INSERT INTO item (name) VALUES ('after')")
+    assert names(wrapper) == ["after"]
+
+
+def test_a_writer_follows_another_process_that_commits_within_the_timeout(database):
+    open_connection, _ = database
+    wrapper = open_connection()
+    name = wrapper.settings_dict["NAME"]
+    other_process = os.open(f"{name}-writer", os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(other_process, fcntl.LOCK_EX)
+    releaser = threading.Timer(0.2, fcntl.flock, (other_process, fcntl.LOCK_UN))
+    releaser.start()
+    try:
+        with transaction.atomic(using=ALIAS), wrapper.cursor() as cursor:
+            cursor.execute("INSERT INTO item (name) VALUES ('waited')")
+    finally:
+        releaser.join()
+        os.close(other_process)
+    assert names(wrapper) == ["waited"]

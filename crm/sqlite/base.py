@@ -7,16 +7,19 @@ long after the lock was released. Here the threads of one process take a threadi
 (one per database file) before BEGIN and give it back at COMMIT, ROLLBACK or close: the
 next writer wakes as soon as the previous one has finished. Writers of other processes
 would still meet the busy handler, so the lock's holder also takes an exclusive flock on a
-file beside the database (`<name>-writer`): the kernel wakes the next process's writer
-the moment it is released, and frees it if its process dies. Only one thread of a
-process at a time waits on it (the others queue on the threading.Lock). Writes made
-outside a transaction (autocommit) take neither and meet the busy handler as before.
+file beside the database (`<name>-writer`), which the kernel frees if its process dies.
+Only one thread of a process at a time waits for it (the others queue on the
+threading.Lock), trying again every fraction of a millisecond, so it follows the
+previous writer closely, and giving up with SQLite's own error after the same timeout.
+Writes made outside a transaction (autocommit) take neither and meet the busy handler
+as before.
 In-memory databases (the tests') are left as they are.
 """
 
 import fcntl
 import os
 import threading
+import time
 
 from django.db import OperationalError
 from django.db.backends.sqlite3 import base
@@ -45,6 +48,31 @@ def _lock_file(name: str) -> int:
         return _lock_files[key]
 
 
+def _timeout(options: dict) -> float:
+    return options.get("timeout", 5)
+
+
+def _flock_within(name: str, options: dict) -> None:
+    """Take the database's flock, waiting at most as long as SQLite would.
+
+    A blocking flock has no timeout, and a process that held it for ever (a shell left
+    in a transaction) would hang every writer instead of failing them as SQLite does.
+    """
+    descriptor = _lock_file(name)
+    deadline = time.monotonic() + _timeout(options)
+    pause = 0.0001
+    while True:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError as busy:
+            if time.monotonic() >= deadline:
+                message = "database is locked (waited for another process's writer)"
+                raise OperationalError(message) from busy
+            time.sleep(pause)
+            pause = min(pause * 2, 0.002)
+
+
 class DatabaseWrapper(base.DatabaseWrapper):
     holds_writer_lock = False
 
@@ -58,11 +86,11 @@ class DatabaseWrapper(base.DatabaseWrapper):
         if lock is None:
             return super()._start_transaction_under_autocommit()
         # As long as SQLite itself would wait (OPTIONS "timeout"), then the same error.
-        if not lock.acquire(timeout=self.settings_dict["OPTIONS"].get("timeout", 5)):
+        if not lock.acquire(timeout=_timeout(self.settings_dict["OPTIONS"])):
             raise OperationalError("database is locked (waited for this process's writer)")
         self.holds_writer_lock = True
         try:
-            fcntl.flock(_lock_file(self.settings_dict["NAME"]), fcntl.LOCK_EX)
+            _flock_within(self.settings_dict["NAME"], self.settings_dict["OPTIONS"])
         except BaseException:
             self.holds_writer_lock = False
             lock.release()
