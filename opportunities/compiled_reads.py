@@ -10,6 +10,7 @@ whether they see every deal), their filters, how many ids.
 """
 
 from dataclasses import dataclass
+from functools import cache
 
 from django.core.exceptions import EmptyResultSet
 from django.db import DEFAULT_DB_ALIAS, connection, connections
@@ -89,6 +90,19 @@ class Statement:
                 row[position] = value
             rows.append(dict(zip(self.names, row, strict=True)))
         return rows
+
+
+@cache
+def row_fields(model) -> tuple[str, ...]:
+    """Every column of `model`, as a values() read names them."""
+    return tuple(field.attname for field in model._meta.concrete_fields)
+
+
+def instance_from(model, row: dict, prefix: str = "", fields=None):
+    """A `model` instance as the ORM would load it, from a row's `prefix`-named values
+    (all its columns, or `fields`)."""
+    fields = fields or row_fields(model)
+    return model.from_db(connection.alias, fields, [row[prefix + name] for name in fields])
 
 
 def cached_statement(key: tuple, build) -> "Statement | None":

@@ -5,6 +5,10 @@ from django.utils import timezone
 
 from pipelines.models import Pipeline, Stage
 
+# The largest id a database integer (a BigAutoField) holds. A larger number from a URL,
+# a form or the API names no row; used as a raw parameter it would overflow on SQLite.
+MAX_ID = 2**63 - 1
+
 
 class BytewiseCharField(models.CharField):
     """A CharField that sorts by raw bytes on every backend.

@@ -31,7 +31,9 @@ from opportunities.compiled_reads import (
     Statement,
     cached_statement,
     fixed_statement,
+    instance_from,
     padded,
+    row_fields,
     stand_ins,
 )
 from opportunities.filters import OpportunityFilter
@@ -50,9 +52,6 @@ from pipelines.models import Pipeline, Stage
 DELTA_LIMIT = 50
 # How many of the pipeline's most recently changed cards the fingerprint looks at.
 RECENT = 100
-# The largest id a database integer holds: a URL's larger number names no pipeline (and a
-# foreign-key filter with it would overflow on SQLite).
-MAX_ID = 2**63 - 1
 
 
 # What a board card shows (templates/opportunities/board.html#card), in model field order.
@@ -126,22 +125,19 @@ def _newest_event() -> QuerySet:
 def pipeline_stages(pipeline_id: int) -> list[Stage]:
     """The pipeline's stages in board order, each with the pipeline (one instance)."""
     pipeline_in = STAND_IN
-    stage_fields = [field.attname for field in Stage._meta.concrete_fields]
-    pipeline_fields = [field.attname for field in Pipeline._meta.concrete_fields]
 
     def build():
         stages = Stage.objects.filter(pipeline_id=pipeline_in).order_by("position", "id")
-        related = [f"pipeline__{name}" for name in pipeline_fields]
-        return Statement.compile(stages.values(*stage_fields, *related), [pipeline_in])
+        related = [f"pipeline__{name}" for name in row_fields(Pipeline)]
+        return Statement.compile(stages.values(*row_fields(Stage), *related), [pipeline_in])
 
     rows = fixed_statement(("stages",), build).rows({pipeline_in: pipeline_id})
     if not rows:
         return []
-    pipeline_values = [rows[0][f"pipeline__{name}"] for name in pipeline_fields]
-    pipeline = Pipeline.from_db(connection.alias, pipeline_fields, pipeline_values)
+    pipeline = instance_from(Pipeline, rows[0], "pipeline__")
     stages = []
     for row in rows:
-        stage = Stage.from_db(connection.alias, stage_fields, [row[f] for f in stage_fields])
+        stage = instance_from(Stage, row)
         stage.pipeline = pipeline
         stages.append(stage)
     return stages
@@ -301,7 +297,7 @@ def changed_cards(
 def _placed(row: dict, stages: dict) -> PlacedCard:
     """A card as the ORM would load it: the fields the card shows (others deferred), its
     stage, contact and owner, its next task and tags."""
-    card = Opportunity.from_db(connection.alias, _CARD_FIELDS, [row[f] for f in _CARD_FIELDS])
+    card = instance_from(Opportunity, row, fields=_CARD_FIELDS)
     if card.stage_id in stages:
         card.stage = stages[card.stage_id]
     contact = [row.get(f"contact__{name}") for name in _CONTACT_FIELDS[1:]]

@@ -5,7 +5,7 @@ from datetime import UTC, date, datetime
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 
-MAX_ID = 2**63 - 1
+from opportunities.models import MAX_ID
 
 
 def as_pk(value, field: str) -> int:

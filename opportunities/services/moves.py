@@ -3,13 +3,19 @@
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import FilteredRelation, Q, Subquery
 
 from opportunities import ranking
-from opportunities.compiled_reads import Statement, fixed_statement, stand_ins
+from opportunities.compiled_reads import (
+    Statement,
+    fixed_statement,
+    instance_from,
+    row_fields,
+    stand_ins,
+)
 from opportunities.errors import StaleVersion
-from opportunities.models import Contact, LostReason, Opportunity, Status
+from opportunities.models import MAX_ID, Contact, LostReason, Opportunity, Status
 from opportunities.selectors import can_view_all, opportunities_visible_to
 from opportunities.services.access import ensure_may_change, ensure_permission
 from opportunities.services.writing import (
@@ -21,8 +27,9 @@ from opportunities.services.writing import (
 from pipelines.models import Pipeline, Stage
 
 
-def _column(stage: Stage, moving_id: int | None):
-    column = Opportunity.objects.filter(stage=stage, deleted_at__isnull=True)
+def _column(stage_id: int, moving_id: int | None):
+    """The stage's live cards but the one being moved."""
+    column = Opportunity.objects.filter(stage_id=stage_id, deleted_at__isnull=True)
     return column.exclude(pk=moving_id) if moving_id else column
 
 
@@ -40,9 +47,7 @@ def _gap_reads(stage_id: int, moving_id, before_id, after_id) -> dict[str, Subqu
     neighbour: with the OR alone, the card above was found by walking up from the
     column's bottom (a millisecond per 10,000 cards in the column).
     """
-    column = Opportunity.objects.filter(stage_id=stage_id, deleted_at__isnull=True)
-    if moving_id:
-        column = column.exclude(pk=moving_id)
+    column = _column(stage_id, moving_id)
     reads = {"gap_top": _rank_of(column.order_by("rank", "id"))}
     if before_id:
         rank = _rank_of(column.filter(pk=before_id))
@@ -81,7 +86,7 @@ def _respace_column(stage: Stage, moving_id, before_id, after_id) -> str:
     Rare: only when repeated splits of one gap made a key longer than MAX_KEY_LENGTH.
     Order is kept, so other cards' versions are not bumped.
     """
-    ids = list(_column(stage, moving_id).order_by("rank", "id").values_list("id", flat=True))
+    ids = list(_column(stage.pk, moving_id).order_by("rank", "id").values_list("id", flat=True))
     if before_id in ids:
         index = ids.index(before_id) + 1
     elif after_id in ids:
@@ -113,11 +118,12 @@ def _key_in_gap(stage: Stage, before, after, moving_id, before_id, after_id) -> 
 
 
 def _parse_id(value) -> int | None:
+    """A neighbour's id from the client, or None for anything that names no row."""
     try:
         number = int(value)
     except (TypeError, ValueError):
         return None
-    return number if number > 0 else None
+    return number if 0 < number <= MAX_ID else None
 
 
 @transaction.atomic
@@ -165,23 +171,16 @@ class Drop:
 
 
 NOT_IN_PIPELINE = "That stage is not part of this opportunity's pipeline."
-# The largest id a database integer holds: a larger one names no row (and, as a raw
-# parameter, would overflow on SQLite).
-MAX_ID = 2**63 - 1
 
 
-def _fields(model) -> list[str]:
-    return [field.attname for field in model._meta.concrete_fields]
-
-
-# What the drop reads: the whole card (its event carries it), its pipeline, its stage and
-# contact, and the target stage.
+# What the drop reads, by prefix: the whole card (its event carries it), its pipeline,
+# its stage and contact, and the target stage.
 _READ = {
-    "": (Opportunity, _fields(Opportunity)),
-    "pipeline__": (Pipeline, _fields(Pipeline)),
-    "stage__": (Stage, _fields(Stage)),
-    "to_stage__": (Stage, _fields(Stage)),
-    "contact__": (Contact, _fields(Contact)),
+    "": Opportunity,
+    "pipeline__": Pipeline,
+    "stage__": Stage,
+    "to_stage__": Stage,
+    "contact__": Contact,
 }
 
 
@@ -198,7 +197,7 @@ def _drop_statement(user, has_before: bool, has_after: bool) -> tuple[Statement,
         gaps = _gap_reads(
             stage_in, card_in, before_in if has_before else None, after_in if has_after else None
         )
-        names = [prefix + name for prefix, (_, fields) in _READ.items() for name in fields]
+        names = [prefix + name for prefix, model in _READ.items() for name in row_fields(model)]
         rows = (
             opportunities_visible_to(user)
             .filter(pk=card_in)
@@ -210,10 +209,6 @@ def _drop_statement(user, has_before: bool, has_after: bool) -> tuple[Statement,
 
     key = ("drop", user.pk, can_view_all(user), has_before, has_after)
     return fixed_statement(key, build), ins
-
-
-def _instance(model, fields: list[str], row: dict, prefix: str):
-    return model.from_db(connection.alias, fields, [row[prefix + name] for name in fields])
 
 
 def _read_drop(
@@ -232,22 +227,16 @@ def _read_drop(
     if not rows:
         raise Opportunity.DoesNotExist
     row = rows[0]
-    model, fields = _READ[""]
-    card = _instance(model, fields, row, "")
-    card.pipeline = _instance(Pipeline, _READ["pipeline__"][1], row, "pipeline__")
-    card.stage = _instance(Stage, _READ["stage__"][1], row, "stage__")
-    card.contact = (
-        _instance(Contact, _READ["contact__"][1], row, "contact__") if card.contact_id else None
-    )
-    to_stage = None
-    if row["to_stage__id"] is not None:
-        to_stage = _instance(Stage, _READ["to_stage__"][1], row, "to_stage__")
-    return card, to_stage, {name: row.get(name) for name in GAP_NAMES}
-
-
-def _drop_neighbour(value) -> int | None:
-    number = _parse_id(value)
-    return number if number is not None and number <= MAX_ID else None
+    # A left join that found nothing (no contact; a stage of another pipeline) has no id.
+    loaded = {
+        prefix: instance_from(model, row, prefix)
+        for prefix, model in _READ.items()
+        if row[prefix + "id"] is not None
+    }
+    card = loaded[""]
+    card.pipeline, card.stage = loaded["pipeline__"], loaded["stage__"]
+    card.contact = loaded.get("contact__")
+    return card, loaded.get("to_stage__"), {name: row.get(name) for name in GAP_NAMES}
 
 
 @transaction.atomic
@@ -265,7 +254,7 @@ def opportunity_drop(
     ValidationError for a stage of another pipeline (or none), StaleVersion.
     """
     lock_stages(stage_id)
-    before_id, after_id = _drop_neighbour(before_id), _drop_neighbour(after_id)
+    before_id, after_id = _parse_id(before_id), _parse_id(after_id)
     card, to_stage, gap_row = _read_drop(user, pk, stage_id, before_id, after_id)
     # Read through the visibility rule, so only the permission is left to check.
     ensure_permission(user, "change_opportunity")

@@ -28,7 +28,8 @@ from django.utils import timezone
 from django.utils.cache import patch_cache_control, patch_vary_headers
 from django.utils.http import parse_etags, quote_etag
 
-from opportunities.selectors_live import MAX_ID, board_fingerprint, events_cursor_read
+from opportunities.models import MAX_ID
+from opportunities.selectors_live import board_fingerprint, events_cursor_read
 from pipelines.models import Pipeline
 
 TTL = 300  # seconds; see the module docstring for what only the TTL refreshes

@@ -10,12 +10,12 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from opportunities.forms_records import ContactForm
+from opportunities.models import MAX_ID
 from opportunities.selectors import contacts_visible_to
 from opportunities.selectors_records import contacts_matching
 from opportunities.views.records import DETAIL
 
 CONTACT_NOT_VISIBLE = "That contact does not exist or is not on an opportunity assigned to you."
-MAX_ID = 2**63 - 1
 
 
 @require_GET

@@ -28,9 +28,9 @@ from django.utils.cache import patch_cache_control
 from django.utils.http import parse_etags, quote_etag
 from django.views.decorators.http import require_GET
 
+from opportunities.models import MAX_ID
 from opportunities.selectors import header_columns
 from opportunities.selectors_live import (
-    MAX_ID,
     changed_cards,
     changes_concern,
     changes_since,
