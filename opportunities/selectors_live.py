@@ -267,7 +267,9 @@ def changed_cards(
     user, pipeline_id: int, filters: QueryDict, ids: list[int], stages
 ) -> list[PlacedCard] | None:
     """`placed_cards` for the board `filters` describe, from a compiled statement; None
-    when no statement serves this shape (then use `placed_cards`)."""
+    when no statement serves these filters or this shape (then use `placed_cards`)."""
+    if not compiled_reads_serve(filters):
+        return None
     ids = padded(ids)
     pipeline_stand_in, card_stand_ins = STAND_IN, stand_ins(len(ids), offset=1)
 
@@ -318,7 +320,7 @@ def _placed(row: dict, stages: dict) -> PlacedCard:
 
 def column_totals(user, pipeline_id: int, filters: QueryDict, stages) -> list[Column] | None:
     """`selectors.header_columns` for the given columns of the board `filters` describe,
-    from a compiled statement; None when no statement serves this shape.
+    from a compiled statement; None when no statement serves these filters or this shape.
 
     For a rep, in two parts added up here: their own deals (read from the owner totals
     index) and the deals they see without owning them (found from their follows). One
@@ -326,6 +328,8 @@ def column_totals(user, pipeline_id: int, filters: QueryDict, stages) -> list[Co
     The split holds because `opportunities_visible_to` shows a rep only deals they own
     or follow (tests compare the two).
     """
+    if not compiled_reads_serve(filters):
+        return None
     if not stages:
         return []
     stage_ids = padded([stage.pk for stage in stages])

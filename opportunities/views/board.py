@@ -31,7 +31,6 @@ from opportunities.selectors import (
 )
 from opportunities.selectors_live import (
     column_totals,
-    compiled_reads_serve,
     events_cursor,
     stages_key,
 )
@@ -124,12 +123,25 @@ def filtered(request, pipeline: Pipeline) -> OpportunityFilter:
     return _filtered(request, pipeline)
 
 
+def filter_data(request) -> QueryDict:
+    return _filter_data(request)
+
+
 def board_context(request, pipeline, filterset, stages) -> dict:
     return _board_context(request, pipeline, filterset, stages)
 
 
-def summary(columns: list[Column]) -> dict:
-    return _summary(columns)
+def board_headers(request, pipeline, stages, filterset=None) -> list[Column]:
+    """The header figures of `stages` on the request's board, from the totals statement
+    the page, the drag and the live poll share (compiled once per user and filters; for
+    a rep their own and their followed deals are read apart, where "owns or follows"
+    reads every deal of the columns), or through the filterset for filters it does not
+    serve (an owner)."""
+    columns = column_totals(request.user, pipeline.pk, _filter_data(request), stages)
+    if columns is None:
+        filterset = filterset or _filtered(request, pipeline)
+        columns = header_columns(filterset.qs, stages)
+    return columns
 
 
 @require_GET
@@ -159,13 +171,7 @@ def _board_response(request, pipeline: Pipeline, extra: dict, *, fragment: bool)
     stages = stages_of(pipeline)
     filterset = _filtered(request, pipeline)
     context = _board_context(request, pipeline, filterset, stages)
-    # The headers from the statement the drag and the poll use: for a rep it reads their
-    # own deals and the ones they follow apart, where the visibility rule's "owns or
-    # follows" would read every deal of the columns (a rep's board at 100,000 deals).
-    filters = _filter_data(request)
-    headers = None
-    if compiled_reads_serve(filters):
-        headers = column_totals(request.user, pipeline.pk, filters, stages)
+    headers = board_headers(request, pipeline, stages, filterset)
     context["columns"] = board_columns(filterset.qs, stages, sort=context["sort"], headers=headers)
     context["summary"] = _summary(context["columns"])
     context["event_cursor"] = cursor
@@ -334,17 +340,10 @@ def _drag_answer(request, pipeline, moved, stages, affected) -> HttpResponse:
     by_id = {stage.pk: stage for stage in stages}
     if not affected <= by_id.keys():
         by_id = {stage.pk: stage for stage in stages_of(pipeline) if stage.pk in affected}
-    stages = list(by_id.values())
-    filters = _filter_data(request)
-    columns = None
-    if compiled_reads_serve(filters):
-        columns = column_totals(request.user, pipeline.pk, filters, stages)
-    if columns is None:  # e.g. an owner filter, which the filterset checks every time
-        columns = header_columns(_filtered(request, pipeline).qs, stages)
     # A header needs only its column (templates/opportunities/board.html#column_head).
     html = [
         render_to_string(BOARD + "#column_head", {"column": column, "oob": True})
-        for column in columns
+        for column in board_headers(request, pipeline, list(by_id.values()))
     ]
     response = HttpResponse("".join(html))
     response["HX-Reswap"] = "none"

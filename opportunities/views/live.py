@@ -21,7 +21,7 @@ several times running them.
 
 import functools
 
-from django.http import Http404, HttpResponse, HttpResponseNotModified, QueryDict
+from django.http import Http404, HttpResponse, HttpResponseNotModified
 from django.shortcuts import get_object_or_404
 from django.urls import get_script_prefix
 from django.utils.cache import patch_cache_control
@@ -29,13 +29,10 @@ from django.utils.http import parse_etags, quote_etag
 from django.views.decorators.http import require_GET
 
 from opportunities.models import MAX_ID
-from opportunities.selectors import header_columns
 from opportunities.selectors_live import (
     changed_cards,
     changes_concern,
     changes_since,
-    column_totals,
-    compiled_reads_serve,
     events_cursor,
     pipeline_stages,
     placed_cards,
@@ -114,24 +111,14 @@ def _opportunity_prefix(script_prefix: str) -> str:
     return board_views.opportunity_prefix()
 
 
-def _filters(request) -> QueryDict:
-    """The board's filters from the poll's query string (as views.board reads them)."""
-    data = request.GET.copy()
-    for key in board_views.NOT_FILTERS:
-        data.pop(key, None)
-    return data
-
-
 def _changed_cards_and_columns(request, pipeline, stages, ids, affected):
     """The changed cards as the rep's board shows them, and the affected columns' totals:
     from the compiled statements when they serve these filters, else through the
     filterset (the same reads, built for this request)."""
-    filters = _filters(request)
-    if compiled_reads_serve(filters):
-        user = request.user
-        placed = changed_cards(user, pipeline.pk, filters, ids, stages)
-        columns = column_totals(user, pipeline.pk, filters, affected)
-        if placed is not None and columns is not None:
-            return placed, columns
-    filterset = board_views.filtered(request, pipeline)
-    return placed_cards(filterset.qs, ids), header_columns(filterset.qs, affected)
+    filters = board_views.filter_data(request)
+    placed = changed_cards(request.user, pipeline.pk, filters, ids, stages)
+    filterset = None
+    if placed is None:
+        filterset = board_views.filtered(request, pipeline)
+        placed = placed_cards(filterset.qs, ids)
+    return placed, board_views.board_headers(request, pipeline, affected, filterset)
