@@ -1,5 +1,6 @@
 """The kanban board: the page, its fragments, and the move / status endpoints."""
 
+import functools
 from decimal import Decimal
 
 from django.contrib import messages
@@ -8,7 +9,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
-from django.urls import reverse
+from django.urls import get_script_prefix, reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from opportunities.errors import StaleVersion
@@ -61,6 +62,12 @@ NOT_FILTERS = (*PAGING_KEYS, "stages")
 
 def opportunity_prefix() -> str:
     """ "/opportunities/": what precedes an opportunity's id in its URLs."""
+    return _opportunity_prefix(get_script_prefix())
+
+
+@functools.lru_cache(maxsize=8)
+def _opportunity_prefix(script_prefix: str) -> str:
+    # Reversed once per process (and script prefix): every board page and poll asks.
     return reverse("opportunities:detail", args=[0]).removesuffix("0/")
 
 

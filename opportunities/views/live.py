@@ -19,11 +19,8 @@ changed cards and the totals are read by statements compiled once per process
 several times running them.
 """
 
-import functools
-
 from django.http import Http404, HttpResponse, HttpResponseNotModified
 from django.shortcuts import get_object_or_404
-from django.urls import get_script_prefix
 from django.utils.cache import patch_cache_control
 from django.utils.http import parse_etags, quote_etag
 from django.views.decorators.http import require_GET
@@ -100,15 +97,9 @@ def _changes(request, pipeline_id: int, cursor: int, newest: int) -> HttpRespons
         "columns": columns,
         # What a card needs from views.board's context (the filters are not shown here).
         "can_change": request.user.has_perm(board_views.CHANGE_PERMISSION),
-        "opportunity_prefix": _opportunity_prefix(get_script_prefix()),
+        "opportunity_prefix": board_views.opportunity_prefix(),
     }
     return board_views.render(request, board_views.BOARD + "#live_changes", context)
-
-
-@functools.lru_cache(maxsize=8)
-def _opportunity_prefix(script_prefix: str) -> str:
-    """views.board.opportunity_prefix, reversed once per process (and script prefix)."""
-    return board_views.opportunity_prefix()
 
 
 def _changed_cards_and_columns(request, pipeline, stages, ids, affected):
