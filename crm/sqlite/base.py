@@ -88,13 +88,12 @@ class DatabaseWrapper(base.DatabaseWrapper):
         # As long as SQLite itself would wait (OPTIONS "timeout"), then the same error.
         if not lock.acquire(timeout=_timeout(self.settings_dict["OPTIONS"])):
             raise OperationalError("database is locked (waited for this process's writer)")
-        self.holds_writer_lock = True
         try:
             _flock_within(self.settings_dict["NAME"], self.settings_dict["OPTIONS"])
         except BaseException:
-            self.holds_writer_lock = False
             lock.release()
             raise
+        self.holds_writer_lock = True
         try:
             super()._start_transaction_under_autocommit()
         except BaseException:
@@ -109,20 +108,22 @@ class DatabaseWrapper(base.DatabaseWrapper):
             finally:
                 self._writer_lock().release()
 
+    def _release_when_ended(self) -> None:
+        # A failed COMMIT leaves the transaction open: the ROLLBACK that follows frees it.
+        if self.connection is None or not self.connection.in_transaction:
+            self._release_writer_lock()
+
     def _commit(self):
         try:
             return super()._commit()
         finally:
-            # A failed COMMIT leaves the transaction open: the ROLLBACK that follows frees it.
-            if self.connection is None or not self.connection.in_transaction:
-                self._release_writer_lock()
+            self._release_when_ended()
 
     def _rollback(self):
         try:
             return super()._rollback()
         finally:
-            if self.connection is None or not self.connection.in_transaction:
-                self._release_writer_lock()
+            self._release_when_ended()
 
     def _close(self):
         try:
