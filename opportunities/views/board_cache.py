@@ -20,7 +20,6 @@ import hashlib
 from django.conf import settings
 from django.contrib.messages import get_messages
 from django.core.cache import caches
-from django.db import connection
 from django.db.models import Q
 from django.http import Http404, HttpResponse, HttpResponseNotModified
 from django.middleware.csrf import get_token
@@ -28,6 +27,7 @@ from django.utils import timezone
 from django.utils.cache import patch_cache_control, patch_vary_headers
 from django.utils.http import parse_etags, quote_etag
 
+from opportunities.compiled_reads import STAND_IN, Statement, fixed_statement
 from opportunities.models import MAX_ID
 from opportunities.selectors_live import board_fingerprint, events_cursor_read
 from pipelines.models import Pipeline
@@ -75,52 +75,48 @@ def with_cached_permissions(view):
     return wrapper
 
 
-@functools.lru_cache(maxsize=256)
-def _state_sql(pipeline_id: int, vendor: str) -> tuple[str, tuple]:
-    """The SQL of `board_state` for a pipeline, compiled once per process.
-
-    Every request for a pipeline's board runs this same statement; building and
-    compiling it through the ORM cost about ten times running it.
-    """
-    rows = (
-        Pipeline.objects.filter(Q(is_archived=False) | Q(pk=pipeline_id))
-        .annotate(cursor=events_cursor_read(), recent=board_fingerprint(pipeline_id))
-        .order_by("position", "id", "stages__position", "stages__id")
-        .values_list(
-            "cursor",
-            "recent",
-            "pk",
-            "name",
-            "position",
-            "is_archived",
-            "stages__pk",
-            "stages__name",
-            "stages__position",
-            "stages__probability",
-            "stages__rotting_days",
-        )
-    )
-    sql, params = rows.query.get_compiler(connection=connection).as_sql()
-    return sql, tuple(params)
+# The board state's columns: a tab is (pk, name, position, is_archived); the shown
+# pipeline's rows add its stages.
+_TAB = ("pk", "name", "position", "is_archived")
+_STAGE = (
+    "stages__pk",
+    "stages__name",
+    "stages__position",
+    "stages__probability",
+    "stages__rotting_days",
+)
 
 
 def board_state(pipeline_id: int) -> tuple[int, str]:
     """The newest event id and a signature of everything else the key needs that lives
     in the database: the tabs, this pipeline's columns and its recently written cards.
 
-    One query: the pipelines with their stages, each row also carrying the two
+    One query, compiled once per process (building it through the ORM cost about ten
+    times running it): the pipelines with their stages, each row also carrying the two
     uncorrelated subqueries (computed once). 404 for an unknown pipeline.
     """
     if pipeline_id > MAX_ID:
         raise Http404("No such pipeline.")
-    with connection.cursor() as cursor:
-        cursor.execute(*_state_sql(pipeline_id, connection.vendor))
-        rows = cursor.fetchall()
-    if not any(row[2] == pipeline_id for row in rows):
+    pipeline_in = STAND_IN
+
+    def build():
+        rows = (
+            Pipeline.objects.filter(Q(is_archived=False) | Q(pk=pipeline_in))
+            .annotate(cursor=events_cursor_read(), recent=board_fingerprint(pipeline_in))
+            .order_by("position", "id", "stages__position", "stages__id")
+            .values(*_TAB, *_STAGE, "cursor", "recent")
+        )
+        return Statement.compile(rows, [pipeline_in])
+
+    rows = fixed_statement(("board_state",), build).rows({pipeline_in: pipeline_id})
+    if not any(row["pk"] == pipeline_id for row in rows):
         raise Http404("No such pipeline.")
     # Other pipelines matter only by their tab (name, order); their stages do not.
-    tabs = [row[2:] if row[2] == pipeline_id else row[2:6] for row in rows]
-    return rows[0][0] or 0, f"{rows[0][1]}:{tabs!r}"
+    tabs = [
+        tuple(row[name] for name in (_TAB + _STAGE if row["pk"] == pipeline_id else _TAB))
+        for row in rows
+    ]
+    return rows[0]["cursor"] or 0, f"{rows[0]['recent']}:{tabs!r}"
 
 
 def board_page_key(request, pipeline_id: int, cursor: int, signature: str) -> str:
