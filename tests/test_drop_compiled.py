@@ -55,22 +55,25 @@ def test_one_reps_compiled_read_never_answers_for_another(client):
     assert ritas.stage == stages[1]
 
 
-def test_a_neighbour_that_is_not_in_the_column_is_ignored(client):
+@pytest.fixture
+def ritas_deal(client):
+    """A deal of the signed-in rep in the first of four stages."""
     _, stages = factories.pipeline_with_stages()
     rep = factories.rep(username="rita")
-    deal = factories.OpportunityFactory(stage=stages[0], assigned_to=rep)
     client.force_login(rep)
+    return factories.OpportunityFactory(stage=stages[0], assigned_to=rep), stages
+
+
+def test_a_neighbour_that_is_not_in_the_column_is_ignored(client, ritas_deal):
+    deal, stages = ritas_deal
     response = drag(client, deal, stages[1], before=999_999, after=999_998)
     assert response.status_code == 200
     deal.refresh_from_db()
     assert deal.stage == stages[1]
 
 
-def test_a_neighbour_id_no_database_holds_is_refused_and_nothing_moves(client):
-    _, stages = factories.pipeline_with_stages()
-    rep = factories.rep(username="rita")
-    deal = factories.OpportunityFactory(stage=stages[0], assigned_to=rep)
-    client.force_login(rep)
+def test_a_neighbour_id_no_database_holds_is_refused_and_nothing_moves(client, ritas_deal):
+    deal, stages = ritas_deal
     assert drag(client, deal, stages[1], before=TOO_BIG).status_code == 400
     deal.refresh_from_db()
     assert (deal.stage, deal.version) == (stages[0], 1)
@@ -84,12 +87,9 @@ def test_a_card_id_no_database_holds_is_not_found(client):
     assert response.status_code == 404
 
 
-def test_a_stage_of_another_pipeline_is_refused_and_nothing_moves(client):
-    _, stages = factories.pipeline_with_stages()
+def test_a_stage_of_another_pipeline_is_refused_and_nothing_moves(client, ritas_deal):
+    deal, stages = ritas_deal
     _, elsewhere = factories.pipeline_with_stages(name="Renewals")
-    rep = factories.rep(username="rita")
-    deal = factories.OpportunityFactory(stage=stages[0], assigned_to=rep)
-    client.force_login(rep)
     response = drag(client, deal, elsewhere[0])
     assert response.status_code == 400
     assert "not part of this opportunity's pipeline" in response.content.decode()
