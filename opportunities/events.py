@@ -18,7 +18,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from opportunities.models import OpportunityEvent
-from opportunities.services.rows import insert_rows
+from opportunities.services.rows import execute_all, insert_statements
 
 # Any constant shared by all writers; "EVENTS" in ASCII.
 _APPEND_LOCK = 0x4556454E5453
@@ -27,12 +27,17 @@ _MAX_READ = 1000
 
 def events_append(events: list[OpportunityEvent]) -> None:
     """Insert events in the caller's transaction. Call it last, just before the commit."""
-    if not events:
+    events_append_statements(insert_statements(OpportunityEvent, events))
+
+
+def events_append_statements(statements: list[tuple[str, list]]) -> None:
+    """`events_append` for INSERTs built beforehand (`rows.insert_statements`)."""
+    if not statements:
         return
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_APPEND_LOCK])
-    insert_rows(OpportunityEvent, events)
+    execute_all(statements)
 
 
 def events_after(cursor: int, limit: int = 100) -> list[OpportunityEvent]:

@@ -11,7 +11,7 @@ from decimal import Decimal
 
 from django.utils import timezone
 
-from opportunities.events import events_append
+from opportunities.events import events_append_statements
 from opportunities.models import (
     EventType,
     Opportunity,
@@ -20,7 +20,7 @@ from opportunities.models import (
     TrackedField,
 )
 from opportunities.serializers import json_value, opportunity_as_api
-from opportunities.services.rows import insert_rows
+from opportunities.services.rows import execute_all, insert_statements
 
 # Model attribute -> (name in events and the API, history field or None, specific event).
 WATCHED = {
@@ -169,6 +169,15 @@ def history_rows(*, before: dict | None, after: Opportunity, user, at) -> list[O
     return _history_rows(diff(before, after), user, at)
 
 
+@dataclass
+class Recorded:
+    """A batch's history rows and events as statements ready to run (`changes_write`)."""
+
+    changes: list[Change]
+    history: list[tuple[str, list]]
+    events: list[tuple[str, list]]
+
+
 def changes_record(*, user, items: list[tuple], at=None, history: bool = True) -> list[Change]:
     """Write the history rows and events for a batch of changed (or created) deals.
 
@@ -179,13 +188,21 @@ def changes_record(*, user, items: list[tuple], at=None, history: bool = True) -
     the append lock). `history=False` only for callers that wrote the history
     themselves with `history_rows` (replays).
     """
+    recorded = changes_prepare(user=user, items=items, at=at, history=history)
+    changes_write(recorded)
+    return recorded.changes
+
+
+def changes_prepare(*, user, items: list[tuple], at=None, history: bool = True) -> Recorded:
+    """`changes_record` up to its statements, which are built but not run: a drop builds
+    them before it takes the write lock (services/moves.py)."""
     at = at or timezone.now()
     actor = user if getattr(user, "is_authenticated", False) else None
     changes = [diff(*item) for item in items]
     changes = [change for change in changes if change.created or change.fields]
+    rows = []
     if history:
         rows = [row for change in changes for row in _history_rows(change, actor, at)]
-        insert_rows(OpportunityHistory, rows)
     events = []
     for change in changes:
         payload = None
@@ -204,5 +221,15 @@ def changes_record(*, user, items: list[tuple], at=None, history: bool = True) -
                     payload=payload,
                 )
             )
-    events_append(events)
-    return changes
+    return Recorded(
+        changes=changes,
+        history=insert_statements(OpportunityHistory, rows),
+        events=insert_statements(OpportunityEvent, events),
+    )
+
+
+def changes_write(recorded: Recorded) -> None:
+    """Run a `changes_prepare` batch's statements: the history, then the events (last,
+    as `events_append` wants)."""
+    execute_all(recorded.history)
+    events_append_statements(recorded.events)

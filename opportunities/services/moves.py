@@ -22,6 +22,7 @@ from opportunities.services.writing import (
     check_status,
     lock_stages,
     opportunity_write,
+    opportunity_write_planned,
     status_is_new,
 )
 from pipelines.models import Pipeline, Stage
@@ -155,11 +156,17 @@ def opportunity_move(
     return _write_place(opportunity, to_stage, rank, version=version, user=user)
 
 
-def _write_place(opportunity: Opportunity, to_stage: Stage, rank: str, *, version, user):
-    """The move's one write: the new rank, and the stage when it changes (history + event)."""
+def _place(opportunity: Opportunity, to_stage: Stage, rank: str) -> dict:
+    """A move's changes: the new rank, and the stage when it changes."""
     changes = {"rank": rank}
     if to_stage.pk != opportunity.stage_id:
         changes["stage"] = to_stage
+    return changes
+
+
+def _write_place(opportunity: Opportunity, to_stage: Stage, rank: str, *, version, user):
+    """The move's one write: the new rank, and the stage when it changes (history + event)."""
+    changes = _place(opportunity, to_stage, rank)
     return opportunity_write(opportunity=opportunity, version=version, user=user, changes=changes)
 
 
@@ -239,22 +246,43 @@ def _read_drop(
     return card, loaded.get("to_stage__"), {name: row.get(name) for name in GAP_NAMES}
 
 
-@transaction.atomic
 def opportunity_drop(
     *, pk: int, stage_id: int, version: int, user, before_id=None, after_id=None
 ) -> Drop:
     """`opportunity_move` for the board, which knows the card and the stage by id only.
 
-    The same checks and writes, in fewer statements: the card (as `user` may see it),
-    its pipeline, stage and contact, the target stage and the ranks around the drop point
-    come in one SELECT (compiled once: `_drop_statement`), read inside the write's
-    transaction after the stage lock (on SQLite the transaction is IMMEDIATE: it holds
-    the one write lock already), so that read is as fresh as the write. Raises
-    Opportunity.DoesNotExist for a card `user` cannot see, PermissionDenied,
-    ValidationError for a stage of another pipeline (or none), StaleVersion.
+    The same checks and writes, with as little as possible under the write lock (on
+    SQLite one lock serialises every writer of every process, so its hold time bounds
+    drags per second). The card (as `user` may see it), its pipeline, stage and
+    contact, the target stage and the ranks around the drop point come in one SELECT
+    (compiled once: `_drop_statement`) read before the write's transaction, and the
+    write is planned from it there: the UPDATE, the history row and the event, built and
+    ready. Under the lock only they run. The UPDATE is guarded by the version and by the
+    new rank still being free in the column; when either guard fails (the card was
+    written, or another card was dropped into the same gap, since the read), the drop is
+    done again under the lock from a fresh read. Raises Opportunity.DoesNotExist for a
+    card `user` cannot see, PermissionDenied, ValidationError for a stage of another
+    pipeline (or none), StaleVersion.
     """
-    lock_stages(stage_id)
     before_id, after_id = _parse_id(before_id), _parse_id(after_id)
+    card, to_stage, gap_row = _checked_drop(user, pk, stage_id, version, before_id, after_id)
+    from_stage = card.stage
+    key = _free_key(*_gap_from(gap_row))
+    plan = None
+    if key is not None:
+        changes = _place(card, to_stage, key)
+        plan = opportunity_write_planned(
+            opportunity=card, version=version, user=user, changes=changes, rank_free=True
+        )
+    with transaction.atomic():
+        lock_stages(stage_id)
+        if plan is not None and plan.run():
+            return Drop(opportunity=card, from_stage=from_stage, to_stage=to_stage)
+        return _drop_under_lock(user, pk, stage_id, version, before_id, after_id)
+
+
+def _checked_drop(user, pk: int, stage_id: int, version: int, before_id, after_id):
+    """`_read_drop`, refused as `opportunity_drop` says."""
     card, to_stage, gap_row = _read_drop(user, pk, stage_id, before_id, after_id)
     # Read through the visibility rule, so only the permission is left to check.
     ensure_permission(user, "change_opportunity")
@@ -262,6 +290,23 @@ def opportunity_drop(
         raise ValidationError({"stage": NOT_IN_PIPELINE})
     if card.version != version:
         raise StaleVersion(card.pk)
+    return card, to_stage, gap_row
+
+
+def _free_key(before: str | None, after: str | None) -> str | None:
+    """A key between the neighbours, or None when the column must be re-spaced first
+    (a write, so done under the lock by `_key_in_gap`)."""
+    try:
+        key = ranking.key_between(before, after)
+    except ranking.InvalidKey:
+        return None
+    return key if len(key) <= ranking.MAX_KEY_LENGTH else None
+
+
+def _drop_under_lock(user, pk: int, stage_id: int, version: int, before_id, after_id) -> Drop:
+    """The drop read and written inside the write's transaction (after the stage lock),
+    so the read is as fresh as the write."""
+    card, to_stage, gap_row = _checked_drop(user, pk, stage_id, version, before_id, after_id)
     rank = _key_in_gap(to_stage, *_gap_from(gap_row), card.pk, before_id, after_id)
     from_stage = card.stage
     moved = _write_place(card, to_stage, rank, version=version, user=user)

@@ -39,39 +39,69 @@ def _insert_sql(model, vendor: str, rows: int) -> str:
     return f"INSERT INTO {quote(model._meta.db_table)} ({columns}) VALUES {', '.join([row] * rows)}"
 
 
-def insert_rows(model, objects: list) -> None:
-    """INSERT new rows of `model`, up to INSERT_BATCH per statement (ids are the
-    database's and are not read back)."""
+def insert_statements(model, objects: list) -> list[tuple[str, list]]:
+    """The INSERTs of new rows of `model` as (sql, params), up to INSERT_BATCH rows each,
+    their values prepared now: a write can build them before it takes the write lock."""
     fields = _insert_fields(model)
+    statements = []
+    for start in range(0, len(objects), INSERT_BATCH):
+        batch = objects[start : start + INSERT_BATCH]
+        params = [_db_value(field, field.pre_save(obj, True)) for obj in batch for field in fields]
+        statements.append((_insert_sql(model, connection.vendor, len(batch)), params))
+    return statements
+
+
+def execute_all(statements: list[tuple[str, list]]) -> None:
     with connection.cursor() as cursor:
-        for start in range(0, len(objects), INSERT_BATCH):
-            batch = objects[start : start + INSERT_BATCH]
-            params = [
-                _db_value(field, field.pre_save(obj, True)) for obj in batch for field in fields
-            ]
-            cursor.execute(_insert_sql(model, connection.vendor, len(batch)), params)
+        for sql, params in statements:
+            cursor.execute(sql, params)
+
+
+def insert_rows(model, objects: list) -> None:
+    """INSERT new rows of `model` (ids are the database's and are not read back)."""
+    execute_all(insert_statements(model, objects))
 
 
 @cache
-def _update_sql(attrs: tuple[str, ...], vendor: str) -> tuple[str, list]:
+def _update_sql(attrs: tuple[str, ...], vendor: str, rank_free: bool) -> tuple[str, list]:
     quote = connection.ops.quote_name
     meta = Opportunity._meta
     fields = [meta.get_field(attr) for attr in attrs] + [meta.get_field("updated_at")]
+    table, pk = quote(meta.db_table), quote(meta.pk.column)
     version = quote(meta.get_field("version").column)
     sets = ", ".join(f"{quote(field.column)} = %s" for field in fields)
-    sql = (
-        f"UPDATE {quote(meta.db_table)} SET {sets}, {version} = {version} + 1 "
-        f"WHERE {quote(meta.pk.column)} = %s AND {version} = %s"
-    )
+    sql = f"UPDATE {table} SET {sets}, {version} = {version} + 1 WHERE {pk} = %s AND {version} = %s"
+    if rank_free:
+        # The live cards only, as the (stage, rank, id) index holds them.
+        stage, rank = quote(meta.get_field("stage").column), quote(meta.get_field("rank").column)
+        deleted = quote(meta.get_field("deleted_at").column)
+        sql += (
+            f" AND NOT EXISTS (SELECT 1 FROM {table} AS taken WHERE taken.{stage} = %s"
+            f" AND taken.{rank} = %s AND taken.{pk} <> %s AND taken.{deleted} IS NULL)"
+        )
     return sql, fields
 
 
-def update_if_version(opportunity: Opportunity, version: int, changes: dict, now) -> bool:
-    """UPDATE the deal's `changes` (attribute -> plain value), its updated_at, and bump its
-    version, if the row still has `version`. Returns whether it did."""
-    sql, fields = _update_sql(tuple(changes), connection.vendor)
+def update_statement(
+    opportunity: Opportunity, version: int, changes: dict, now, *, rank_free: bool = False
+) -> tuple[str, list]:
+    """The guarded UPDATE of the deal's `changes` (attribute -> plain value), its
+    updated_at and version, as (sql, params). With `rank_free`, it also changes nothing
+    when another deal of the new stage holds the new rank (`changes` has both): a drop
+    planned outside the write lock finds out that another took its key meanwhile."""
+    sql, fields = _update_sql(tuple(changes), connection.vendor, rank_free)
     values = [*changes.values(), now]
     params = [_db_value(field, value) for field, value in zip(fields, values, strict=True)]
+    params += [opportunity.pk, version]
+    if rank_free:
+        stage = changes.get("stage")
+        stage_id = stage.pk if stage is not None else opportunity.stage_id
+        params += [stage_id, changes["rank"], opportunity.pk]
+    return sql, params
+
+
+def execute_update(statement: tuple[str, list]) -> bool:
+    """Run an `update_statement`; whether it changed the row."""
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, opportunity.pk, version])
+        cursor.execute(*statement)
         return cursor.rowcount == 1

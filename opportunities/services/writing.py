@@ -11,6 +11,7 @@ UPDATE because history rows reference stages: their foreign-key checks take KEY 
 locks, which a plain FOR UPDATE would block (two crossing moves deadlocked that way).
 """
 
+from dataclasses import dataclass
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
@@ -19,8 +20,14 @@ from django.utils import timezone
 
 from opportunities.errors import StaleVersion
 from opportunities.models import CLOSED_STATUSES, Opportunity, Status
-from opportunities.services.changes import changes_record, snapshot
-from opportunities.services.rows import update_if_version
+from opportunities.services.changes import (
+    Recorded,
+    changes_prepare,
+    changes_record,
+    changes_write,
+    snapshot,
+)
+from opportunities.services.rows import execute_update, update_statement
 from pipelines.models import Stage
 
 
@@ -52,6 +59,21 @@ def follow_status(opportunity: Opportunity, status: str, now) -> dict:
     return changes
 
 
+def _with_followers(opportunity: Opportunity, changes: dict, now) -> dict:
+    """`changes` plus what follows from them: status timestamps, time in stage."""
+    if "status" in changes:
+        changes = follow_status(opportunity, changes["status"], now) | changes
+    if "stage" in changes and changes["stage"].pk != opportunity.stage_id:
+        changes.setdefault("stage_entered_at", now)
+    return changes
+
+
+def _apply(opportunity: Opportunity, changes: dict, version: int, now) -> None:
+    for attr, value in changes.items():
+        setattr(opportunity, attr, value)
+    opportunity.updated_at, opportunity.version = now, version + 1
+
+
 def opportunity_write(
     *, opportunity: Opportunity, version: int, user, changes: dict, extra=None, now=None
 ) -> Opportunity:
@@ -66,18 +88,48 @@ def opportunity_write(
     now = now or timezone.now()
     if opportunity.version != version:
         raise StaleVersion(opportunity.pk)
-    if "status" in changes:
-        changes = follow_status(opportunity, changes["status"], now) | changes
-    if "stage" in changes and changes["stage"].pk != opportunity.stage_id:
-        changes.setdefault("stage_entered_at", now)
+    changes = _with_followers(opportunity, changes, now)
     before = snapshot(opportunity)
-    if not update_if_version(opportunity, version, changes, now):
+    if not execute_update(update_statement(opportunity, version, changes, now)):
         raise StaleVersion(opportunity.pk)
-    for attr, value in changes.items():
-        setattr(opportunity, attr, value)
-    opportunity.updated_at, opportunity.version = now, version + 1
+    _apply(opportunity, changes, version, now)
     changes_record(user=user, items=[(before, opportunity, extra)], at=now)
     return opportunity
+
+
+@dataclass
+class PlannedWrite:
+    """An `opportunity_write` whose statements are built and not yet run."""
+
+    update: tuple[str, list]
+    recorded: Recorded
+
+    def run(self) -> bool:
+        """Run the statements in the caller's transaction; False (and nothing written)
+        when the guarded UPDATE matched no row."""
+        if not execute_update(self.update):
+            return False
+        changes_write(self.recorded)
+        return True
+
+
+def opportunity_write_planned(
+    *, opportunity: Opportunity, version: int, user, changes: dict, rank_free: bool = False
+) -> PlannedWrite:
+    """Everything `opportunity_write` computes, done now, before any lock: the guarded
+    UPDATE (with `rank_free`, also guarded against another deal holding the new rank),
+    the history rows and the events. `opportunity` already carries the new values and
+    version; if the plan's `run` fails, it is stale and the caller reads the deal again.
+    """
+    now = timezone.now()
+    if opportunity.version != version:
+        raise StaleVersion(opportunity.pk)
+    changes = _with_followers(opportunity, changes, now)
+    before = snapshot(opportunity)
+    update = update_statement(opportunity, version, changes, now, rank_free=rank_free)
+    _apply(opportunity, changes, version, now)
+    recorded = changes_prepare(user=user, items=[(before, opportunity, None)], at=now)
+    return PlannedWrite(update=update, recorded=recorded)
 
 
 def check_status(status: str, lost_reason, *, current=None):
