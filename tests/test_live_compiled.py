@@ -163,7 +163,7 @@ def _heads(html: str) -> dict[str, dict]:
     heads = {}
     for pk, count, total, weighted in re.findall(
         r'<header class="column-head" id="column-head-(\d+)" (?:hx-swap-oob="true" )?'
-        r'data-count="(\d+)" data-total="([\d.]+)" data-weighted="([\d.]*)">',
+        r'data-count="(\d+)" data-total="([\d.]+)" data-weighted="([\d.]*)"[^>]*>',
         html,
     ):
         heads[pk] = {"count": count, "total": total, "weighted": weighted}

@@ -159,6 +159,93 @@
     if (weighted !== null) set("weighted-total", money(weighted, currency));
   }
 
+  function negated(amount) {
+    return { units: -amount.units, scale: amount.scale };
+  }
+
+  function decimalText(amount) {
+    const negative = amount.units < 0n;
+    const digits = (negative ? -amount.units : amount.units).toString().padStart(amount.scale + 1, "0");
+    const cut = digits.length - amount.scale;
+    const text = amount.scale ? digits.slice(0, cut) + "." + digits.slice(cut) : digits;
+    return (negative ? "-" : "") + text;
+  }
+
+  // A column's weighted value, as Column.weighted_total: the open value times the
+  // stage's probability, to the cent, rounded half to even.
+  function weightedOf(openTotal, probability) {
+    const one = 10n ** BigInt(openTotal.scale);
+    const exact = openTotal.units * BigInt(probability);
+    const negative = exact < 0n;
+    const size = negative ? -exact : exact;
+    let cents = size / one;
+    const twice = (size % one) * 2n;
+    if (twice > one || (twice === one && cents % 2n === 1n)) cents += 1n;
+    return { units: negative ? -cents : cents, scale: 2 };
+  }
+
+  // One header's figures and texts after a card of `value` left (-1) or entered (+1).
+  function shiftHead(head, value, open, sign) {
+    if (!head || head.dataset.count === undefined) return;
+    const amount = sign < 0 ? negated(value) : value;
+    const count = (Number(head.dataset.count) || 0) + sign;
+    const total = addDecimal(parseDecimal(head.dataset.total), amount);
+    let openCount = Number(head.dataset.openCount) || 0;
+    let openTotal = parseDecimal(head.dataset.openTotal);
+    if (open) {
+      openCount += sign;
+      openTotal = addDecimal(openTotal, amount);
+    }
+    const probability = head.dataset.probability;
+    const weighted = probability !== "" && openCount > 0 ? weightedOf(openTotal, probability) : null;
+    Object.assign(head.dataset, {
+      count: String(count),
+      total: decimalText(total),
+      openCount: String(openCount),
+      openTotal: decimalText(openTotal),
+      weighted: weighted ? decimalText(weighted) : "",
+    });
+    const currency = (document.getElementById("board-summary") || head).dataset.currency || "";
+    const stageId = head.id.replace("column-head-", "");
+    const title = document.getElementById("column-title-" + stageId);
+    const label = document.getElementById("column-label-" + stageId);
+    const shown = head.querySelector(".count");
+    const totalText = head.querySelector(".column-totals .total");
+    if (shown) shown.textContent = String(count);
+    if (label && title) {
+      const noun = count === 1 ? "opportunity" : "opportunities";
+      label.textContent = title.textContent + ", " + count + " " + noun + ", " + money(total, currency);
+    }
+    if (totalText) {
+      totalText.textContent = money(total, currency);
+      totalText.dataset.total = decimalText(total);
+    }
+    let part = head.querySelector(".column-totals .weighted");
+    if (!weighted) {
+      if (part) part.remove();
+      return;
+    }
+    if (!part && totalText) {
+      part = document.createElement("span");
+      part.className = "weighted";
+      part.title = "Open value times the stage's " + probability + "% probability";
+      totalText.after(" ", part);
+    }
+    if (part) part.textContent = money(weighted, currency) + " weighted · " + probability + "%";
+  }
+
+  // A drag's answer carries no figures (reading both columns' totals was a third of a
+  // drag's work on the server): the card's value moves from one header to the other
+  // here, and the next poll brings the server's figures for both columns, this drag
+  // being among the events it reads.
+  window.crmShiftCard = (card, fromStageId, toStageId) => {
+    const value = parseDecimal(card.dataset.value);
+    const open = card.classList.contains("status-open");
+    shiftHead(document.getElementById("column-head-" + fromStageId), value, open, -1);
+    shiftHead(document.getElementById("column-head-" + toStageId), value, open, 1);
+    updateSummary();
+  };
+
   // A header swapped in by any answer (a drag's, a status change's) changes the totals.
   let summaryQueued = false;
   document.addEventListener("htmx:oobAfterSwap", (event) => {

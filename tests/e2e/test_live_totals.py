@@ -131,3 +131,48 @@ def test_after_a_drag_the_weighted_total_is_a_fresh_boards(page, live_server, lo
     # 10 % of 1,000.50 became 50 %: the weighted total follows the headers at once.
     expect(page.locator("#board-summary")).not_to_have_text(before)
     assert totals(page) == fresh_totals(page, live_server, pipeline)
+
+
+def labels(page) -> list[str]:
+    """The columns' names for screen readers: name, count and value."""
+    return page.locator("#board .column-head .visually-hidden").all_text_contents()
+
+
+def test_a_drag_moves_the_cards_value_between_the_headers_without_the_poll(
+    page, live_server, login_as, board
+):
+    """The drag's answer carries no figures: board_live.js moves the card's value from one
+    header to the other. With the live poll cut off, what it shows after each drag is
+    what a freshly rendered board shows."""
+    pipeline, stages, cards, rep = board
+    polls = []
+    page.route("**/board/version/**", lambda route: (polls.append(1), route.abort()))
+    login_as(rep)
+    open_board(page, live_server, pipeline)
+    # 10 % -> 50 %; then the last open card of the 10 % column (the other is not the
+    # rep's) into the column without a probability: its weighted figure goes away.
+    for name, target in [("Acme", "Delta"), ("Bolt", "Cirrus")]:
+        with page.expect_response(lambda r: "/move/" in r.url) as answer:
+            sortable_drag(
+                page,
+                page.locator(f"#opportunity-{cards[name].pk}"),
+                page.locator(f"#opportunity-{cards[target].pk}"),
+            )
+        assert answer.value.status == 200
+        expect(page.locator(f"#opportunity-{cards[name].pk}")).not_to_have_class("is-saving")
+        expected = fresh_totals(page, live_server, pipeline)
+        expect(page.locator("#board-summary")).to_have_text(expected["summary"])
+        assert totals(page) == expected
+        fresh = page.context.new_page()
+        try:
+            open_board(fresh, live_server, pipeline)
+            assert labels(page) == labels(fresh)
+        finally:
+            fresh.close()
+    assert Opportunity.objects.get(pk=cards["Bolt"].pk).stage == stages[1]
+    head = page.locator(f"#column-head-{stages[0].pk}")
+    expect(head.locator(".count")).to_have_text("0")
+    expect(head.locator(".weighted")).to_have_count(0)
+    # The poll was tried and cut off: the figures above were the browser's own.
+    page.wait_for_timeout(4500)
+    assert polls
