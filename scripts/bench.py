@@ -434,7 +434,7 @@ def session(count: int) -> dict:
     cards = []
     for stage in stages:  # the top cards: a move puts a card on top, so they stay visible
         top = Opportunity.objects.filter(stage_id=stage, status=Status.OPEN).order_by("rank")
-        cards += list(top.values_list("pk", "version")[: count // len(stages)])
+        cards += list(top.values_list("pk", "version", "stage_id")[: count // len(stages)])
     return {
         "sessionid": browser.cookies["sessionid"].value,
         "csrftoken": secrets.token_hex(16),  # 32 characters: Django's unmasked secret
@@ -540,7 +540,9 @@ def in_process(n: int, folder: Path, *, export: bool, gap: bool, repeat: int) ->
 
 
 MOVE_LUA = r"""
--- Drags cards to the top of a random stage; keeps each card's version from the answers
+-- Drags cards between two cards of a random stage, as board.js does: the body names the
+-- card above the drop (one of the thread's cards that it last put in that stage; the
+-- server finds the one below). It keeps each card's version and stage from the answers
 -- (X-Card-Id / X-Card-Version on 200, every re-rendered card on 409). Each thread walks
 -- its own half of the cards in turn, so a card is not dragged again before the answer
 -- to its last drag came back (as a rep drags their own deals): picked at random, two of
@@ -560,19 +562,33 @@ end
 
 function init(args)
   math.randomseed(1000 + tid)
-  versions, ids = {}, {}
+  versions, stage_of, going, ids = {}, {}, {}, {}
   for index, card in ipairs(cards) do
     versions[card[1]] = card[2]
+    stage_of[card[1]] = card[3]
     if index % 2 == tid % 2 then table.insert(ids, card[1]) end
   end
   ok, conflict, other = 0, 0, 0
   turn = math.random(#ids)
 end
 
+local function card_in(stage, except)
+  local start = math.random(#ids)
+  for step = 0, #ids - 1 do
+    local id = ids[(start + step) % #ids + 1]
+    if id ~= except and stage_of[id] == stage then return id end
+  end
+  return nil
+end
+
 function request()
   turn = turn % #ids + 1
   local id = ids[turn]
-  local body = "stage=" .. stages[math.random(#stages)] .. "&version=" .. versions[id]
+  local stage = stages[math.random(#stages)]
+  going[id] = stage
+  local body = "stage=" .. stage .. "&version=" .. versions[id] .. "&from_stage=" .. stage_of[id]
+  local above = card_in(stage, id)
+  if above ~= nil then body = body .. "&before=" .. above end
   return wrk.format("POST", "/opportunities/" .. id .. "/move/", headers, body)
 end
 
@@ -582,6 +598,7 @@ function response(status, headers, body)
   local moved = tonumber(headers["X-Card-Id"])
   if moved ~= nil and versions[moved] ~= nil then
     versions[moved] = tonumber(headers["X-Card-Version"])
+    stage_of[moved] = going[moved]
   end
   for id, version in body:gmatch('data%-id="(%d+)" data%-version="(%d+)"') do
     id, version = tonumber(id), tonumber(version)
