@@ -338,15 +338,17 @@ def _drag_answer(moved) -> HttpResponse:
     """A drag: the browser already shows the card where it was dropped.
 
     The answer is the card's new version (`X-Card-Version`, kept on the card for the next
-    drag) and nothing else. The browser moves the card's value from one column header to
-    the other (board_live.js), and the live poll, which reads this drag's event like
-    any other, brings the server's figures for both columns within seconds. Reading the
-    two columns' totals and rendering their headers here was a third of a drag's work.
+    drag) and its exact value (`X-Card-Value`: cards show it rounded), which the browser
+    moves from one column header to the other (board_live.js). The live poll, which reads
+    this drag's event like any other, brings the server's figures for both columns within
+    seconds. Reading the two columns' totals and rendering their headers here was a third
+    of a drag's work.
     """
     response = HttpResponse()
     response["HX-Reswap"] = "none"
     response["X-Card-Id"] = str(moved.pk)
     response["X-Card-Version"] = str(moved.version)
+    response["X-Card-Value"] = str(moved.value)
     return response
 
 

@@ -107,9 +107,9 @@
   document.addEventListener("DOMContentLoaded", () => initAll(document));
   document.addEventListener("htmx:load", (event) => initAll(event.detail.elt));
 
-  // A drag's answer carries only the card's new version: the card stays where it was
-  // dropped, with the version for the next drag, and its value moves between the column
-  // headers here (board_live.js).
+  // A drag's answer carries only the card's new version and exact value: the card stays
+  // where it was dropped, with the version for the next drag, and its value moves between
+  // the column headers (board_live.js).
   document.addEventListener("htmx:afterRequest", (event) => {
     const card = event.detail.elt;
     const xhr = event.detail.xhr;
@@ -120,7 +120,8 @@
     card.dataset.version = version;
     const stageId = card.parentElement && card.parentElement.dataset.stageId;
     if (stageId && card.dataset.stageId !== stageId) {
-      if (window.crmShiftCard) window.crmShiftCard(card, card.dataset.stageId, stageId);
+      const value = xhr.getResponseHeader("X-Card-Value");
+      if (window.crmShiftCard && value) window.crmShiftCard(card, card.dataset.stageId, stageId, value);
       // A new stage: the time in stage starts again.
       card.dataset.stageId = stageId;
       card.classList.remove("is-rotting");

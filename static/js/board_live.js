@@ -188,10 +188,12 @@
   function shiftHead(head, value, open, sign) {
     if (!head || head.dataset.count === undefined) return;
     const amount = sign < 0 ? negated(value) : value;
+    // The open deals' figures are given only where they differ from the column's.
+    const split = head.dataset.openCount !== undefined;
+    let openCount = Number(split ? head.dataset.openCount : head.dataset.count) || 0;
+    let openTotal = parseDecimal(split ? head.dataset.openTotal : head.dataset.total);
     const count = (Number(head.dataset.count) || 0) + sign;
     const total = addDecimal(parseDecimal(head.dataset.total), amount);
-    let openCount = Number(head.dataset.openCount) || 0;
-    let openTotal = parseDecimal(head.dataset.openTotal);
     if (open) {
       openCount += sign;
       openTotal = addDecimal(openTotal, amount);
@@ -238,8 +240,8 @@
   // drag's work on the server): the card's value moves from one header to the other
   // here, and the next poll brings the server's figures for both columns, this drag
   // being among the events it reads.
-  window.crmShiftCard = (card, fromStageId, toStageId) => {
-    const value = parseDecimal(card.dataset.value);
+  window.crmShiftCard = (card, fromStageId, toStageId, exactValue) => {
+    const value = parseDecimal(exactValue);
     const open = card.classList.contains("status-open");
     shiftHead(document.getElementById("column-head-" + fromStageId), value, open, -1);
     shiftHead(document.getElementById("column-head-" + toStageId), value, open, 1);
