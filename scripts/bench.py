@@ -670,7 +670,15 @@ def ensure_wrk() -> bool:
     return shutil.which("wrk") is not None
 
 
-LOAD_ENDPOINTS = ("hello", "hello_signed_in", "board", "poll", "move")
+# The signed-in hello runs first and again last: on a shared machine one 10 s run can
+# catch a slow spell, and the ceiling is the better of the two (the stricter goal).
+LOAD_ENDPOINTS = ("hello", "hello_signed_in", "board", "poll", "move", "hello_signed_in_again")
+
+
+def ceiling_of(load: dict) -> float:
+    """The signed-in hello's requests/s: the better of its runs."""
+    runs = [load[key]["rps"] for key in ("hello_signed_in", "hello_signed_in_again") if key in load]
+    return max(runs)
 
 
 def under_load(
@@ -711,6 +719,9 @@ def under_load(
         runs = {
             "hello": lambda: _wrk(f"{base}/bench/hello/", seconds),
             "hello_signed_in": lambda: _wrk(f"{base}/bench/hello-signed-in/", seconds, *signed_in),
+            "hello_signed_in_again": lambda: _wrk(
+                f"{base}/bench/hello-signed-in/", seconds, *signed_in
+            ),
             "board": lambda: _wrk(board, seconds, *signed_in),
             "poll": lambda: _wrk(
                 poll, seconds, *signed_in, "-H", f"If-None-Match: {_etag(poll, cookie)}"
@@ -919,12 +930,13 @@ def report(results: dict[int, dict], load: dict | None) -> str:
         f"{ten_k['board_manager_render_queries']} |"
     )
     if load:
-        ceiling = load["hello_signed_in"]["rps"]
+        ceiling = ceiling_of(load)
         add("")
         add(
             f"gunicorn (2 workers × 4 threads) + wrk (2 threads, 8 connections, "
             f"{load['seconds']} s each) on 127.0.0.1, N = {load['n']:,}, same run; the "
-            "ceiling is the signed-in hello-world view:"
+            "ceiling is the signed-in hello-world view, run first and again last (the "
+            "better of the two counts):"
         )
         add("")
         add("| endpoint | requests/s | median latency | ratio to signed-in hello | goal |")
@@ -933,10 +945,13 @@ def report(results: dict[int, dict], load: dict | None) -> str:
             f"| hello-world, anonymous (context) | {load['hello']['rps']:.0f} | "
             f"{load['hello']['p50']} | {load['hello']['rps'] / ceiling:.0%} | |"
         )
-        add(
-            f"| hello-world, signed in (ceiling) | {ceiling:.0f} | "
-            f"{load['hello_signed_in']['p50']} | 100% | |"
-        )
+        for key, when in (("hello_signed_in", "first"), ("hello_signed_in_again", "last")):
+            if key in load:
+                r = load[key]
+                add(
+                    f"| hello-world, signed in, run {when} (ceiling: the better) | "
+                    f"{r['rps']:.0f} | {r['p50']} | {r['rps'] / ceiling:.0%} | |"
+                )
         for key, label, goal in (
             ("board", "board page (same rep, same filters)", 0.25),
             ("move", "move endpoint (drags)", 0.30),
@@ -987,18 +1002,17 @@ def load_only(quick: bool) -> None:
     """Only the gunicorn + wrk part, for the ceiling and the move (a trial: no doc)."""
     print(f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {machine()}.", flush=True)
     with tempfile.TemporaryDirectory(prefix="crm-bench-") as folder:
-        load = under_load(
-            10_000, Path(folder), 5 if quick else 10, ("hello", "hello_signed_in", "move")
-        )
+        endpoints = ("hello", "hello_signed_in", "move", "hello_signed_in_again")
+        load = under_load(10_000, Path(folder), 5 if quick else 10, endpoints)
     if load is None:
         return
-    ceiling = load["hello_signed_in"]["rps"]
-    for key in ("hello", "hello_signed_in", "move"):
+    ceiling = ceiling_of(load)
+    for key in endpoints:
         r = load[key]
-        print(f"{key:16} {r['rps']:8.1f} req/s  p50 {r['p50']:>9}  {r['rps'] / ceiling:6.1%}")
+        print(f"{key:22} {r['rps']:8.1f} req/s  p50 {r['p50']:>9}  {r['rps'] / ceiling:6.1%}")
     m = load["move"]
     print(f"moves: {m.get('ok', 0)} applied, {m.get('conflict', 0)} 409, {m.get('other', 0)} other")
-    errors = {key: load[key]["socket_errors"] for key in ("hello", "hello_signed_in", "move")}
+    errors = {key: load[key]["socket_errors"] for key in endpoints}
     print(f"socket errors: {errors}")
 
 
