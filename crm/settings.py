@@ -122,8 +122,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["OPTIONS"] = {
         # WAL lets readers proceed while one writer commits; IMMEDIATE avoids
         # "database is locked" upgrades when two gunicorn workers write at once.
+        # A checkpoint runs inside the commit that fills the WAL, under the one write
+        # lock; every 10,000 pages (about 40 MB) instead of 1,000 it copies each hot
+        # index page once where it copied it ten times: a drag holds the lock 0.54-0.56
+        # ms instead of 0.62-0.69 ms (10,000 deals, in process).
         "init_command": (
             "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"
+            " PRAGMA wal_autocheckpoint=10000;"
         ),
         "transaction_mode": "IMMEDIATE",
         "timeout": 20,
