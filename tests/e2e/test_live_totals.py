@@ -46,13 +46,24 @@ def open_board(page, live_server, pipeline):
 
 
 def totals(page) -> dict:
-    """What the toolbar and every column header show."""
+    """What the toolbar and every column header show, and what screen readers hear."""
     return page.evaluate(
         """() => ({
             summary: document.getElementById("board-summary").innerText,
             heads: [...document.querySelectorAll("#board .column-head")].map(h => h.innerText),
+            labels: [...document.querySelectorAll("#board .column-head .visually-hidden")]
+                .map(label => label.textContent),
         })"""
     )
+
+
+def drag_onto(page, deal, onto) -> int:
+    """Drag `deal`'s card onto `onto`'s; the status of the move's answer."""
+    with page.expect_response(lambda r: "/move/" in r.url) as answer:
+        sortable_drag(
+            page, page.locator(f"#opportunity-{deal.pk}"), page.locator(f"#opportunity-{onto.pk}")
+        )
+    return answer.value.status
 
 
 def fresh_totals(page, live_server, pipeline) -> dict:
@@ -120,22 +131,11 @@ def test_after_a_drag_the_weighted_total_is_a_fresh_boards(page, live_server, lo
     login_as(rep)
     open_board(page, live_server, pipeline)
     before = totals(page)["summary"]
-    with page.expect_response(lambda r: "/move/" in r.url) as answer:
-        sortable_drag(
-            page,
-            page.locator(f"#opportunity-{cards['Acme'].pk}"),
-            page.locator(f"#opportunity-{cards['Delta'].pk}"),
-        )
-    assert answer.value.status == 200
+    assert drag_onto(page, cards["Acme"], cards["Delta"]) == 200
     assert Opportunity.objects.get(pk=cards["Acme"].pk).stage == stages[2]
     # 10 % of 1,000.50 became 50 %: the weighted total follows the headers at once.
     expect(page.locator("#board-summary")).not_to_have_text(before)
     assert totals(page) == fresh_totals(page, live_server, pipeline)
-
-
-def labels(page) -> list[str]:
-    """The columns' names for screen readers: name, count and value."""
-    return page.locator("#board .column-head .visually-hidden").all_text_contents()
 
 
 def test_a_drag_moves_the_cards_value_between_the_headers_without_the_poll(
@@ -152,23 +152,11 @@ def test_a_drag_moves_the_cards_value_between_the_headers_without_the_poll(
     # 10 % -> 50 %; then the last open card of the 10 % column (the other is not the
     # rep's) into the column without a probability: its weighted figure goes away.
     for name, target in [("Acme", "Delta"), ("Bolt", "Cirrus")]:
-        with page.expect_response(lambda r: "/move/" in r.url) as answer:
-            sortable_drag(
-                page,
-                page.locator(f"#opportunity-{cards[name].pk}"),
-                page.locator(f"#opportunity-{cards[target].pk}"),
-            )
-        assert answer.value.status == 200
+        assert drag_onto(page, cards[name], cards[target]) == 200
         expect(page.locator(f"#opportunity-{cards[name].pk}")).not_to_have_class("is-saving")
         expected = fresh_totals(page, live_server, pipeline)
         expect(page.locator("#board-summary")).to_have_text(expected["summary"])
         assert totals(page) == expected
-        fresh = page.context.new_page()
-        try:
-            open_board(fresh, live_server, pipeline)
-            assert labels(page) == labels(fresh)
-        finally:
-            fresh.close()
     assert Opportunity.objects.get(pk=cards["Bolt"].pk).stage == stages[1]
     head = page.locator(f"#column-head-{stages[0].pk}")
     expect(head.locator(".count")).to_have_text("0")
