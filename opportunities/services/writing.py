@@ -74,6 +74,16 @@ def _apply(opportunity: Opportunity, changes: dict, version: int, now) -> None:
     opportunity.updated_at, opportunity.version = now, version + 1
 
 
+def _guarded_update(opportunity: Opportunity, version: int, changes: dict, now, **guard):
+    """What every write starts with: the version check, `changes` with what follows from
+    them, the deal's watched values before, and its guarded UPDATE (not run)."""
+    if opportunity.version != version:
+        raise StaleVersion(opportunity.pk)
+    changes = _with_followers(opportunity, changes, now)
+    update = update_statement(opportunity, version, changes, now, **guard)
+    return changes, snapshot(opportunity), update
+
+
 def opportunity_write(
     *, opportunity: Opportunity, version: int, user, changes: dict, extra=None, now=None
 ) -> Opportunity:
@@ -86,11 +96,8 @@ def opportunity_write(
     every board and form holding the old version learns of it.
     """
     now = now or timezone.now()
-    if opportunity.version != version:
-        raise StaleVersion(opportunity.pk)
-    changes = _with_followers(opportunity, changes, now)
-    before = snapshot(opportunity)
-    if not execute_update(update_statement(opportunity, version, changes, now)):
+    changes, before, update = _guarded_update(opportunity, version, changes, now)
+    if not execute_update(update):
         raise StaleVersion(opportunity.pk)
     _apply(opportunity, changes, version, now)
     changes_record(user=user, items=[(before, opportunity, extra)], at=now)
@@ -122,11 +129,9 @@ def opportunity_write_planned(
     version; if the plan's `run` fails, it is stale and the caller reads the deal again.
     """
     now = timezone.now()
-    if opportunity.version != version:
-        raise StaleVersion(opportunity.pk)
-    changes = _with_followers(opportunity, changes, now)
-    before = snapshot(opportunity)
-    update = update_statement(opportunity, version, changes, now, rank_free=rank_free)
+    changes, before, update = _guarded_update(
+        opportunity, version, changes, now, rank_free=rank_free
+    )
     _apply(opportunity, changes, version, now)
     recorded = changes_prepare(user=user, items=[(before, opportunity, None)], at=now)
     return PlannedWrite(update=update, recorded=recorded)
