@@ -108,14 +108,19 @@ def rank_for_drop(stage: Stage, *, moving_id=None, before_id=None, after_id=None
     return _key_in_gap(stage, before, after, moving_id, before_id, after_id)
 
 
-def _key_in_gap(stage: Stage, before, after, moving_id, before_id, after_id) -> str:
+def _free_key(before: str | None, after: str | None) -> str | None:
+    """A key between the neighbours, or None when the column must be re-spaced first
+    (a write, which `_key_in_gap` does under the lock)."""
     try:
         key = ranking.key_between(before, after)
     except ranking.InvalidKey:  # equal neighbours left by an old bug or a manual edit
-        key = None
-    if key is None or len(key) > ranking.MAX_KEY_LENGTH:
-        key = _respace_column(stage, moving_id, before_id, after_id)
-    return key
+        return None
+    return key if len(key) <= ranking.MAX_KEY_LENGTH else None
+
+
+def _key_in_gap(stage: Stage, before, after, moving_id, before_id, after_id) -> str:
+    key = _free_key(before, after)
+    return key or _respace_column(stage, moving_id, before_id, after_id)
 
 
 def _parse_id(value) -> int | None:
@@ -291,16 +296,6 @@ def _checked_drop(user, pk: int, stage_id: int, version: int, before_id, after_i
     if card.version != version:
         raise StaleVersion(card.pk)
     return card, to_stage, gap_row
-
-
-def _free_key(before: str | None, after: str | None) -> str | None:
-    """A key between the neighbours, or None when the column must be re-spaced first
-    (a write, so done under the lock by `_key_in_gap`)."""
-    try:
-        key = ranking.key_between(before, after)
-    except ranking.InvalidKey:
-        return None
-    return key if len(key) <= ranking.MAX_KEY_LENGTH else None
 
 
 def _drop_under_lock(user, pk: int, stage_id: int, version: int, before_id, after_id) -> Drop:
