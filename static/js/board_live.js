@@ -117,15 +117,20 @@
     return { units: widen(a) + widen(b), scale };
   }
 
+  // A non-negative `units` / 10^`scale` rounded half to even, as Python's Decimal rounds.
+  function roundedHalfEven(units, scale) {
+    const one = 10n ** BigInt(scale);
+    let whole = units / one;
+    const twice = (units % one) * 2n;
+    if (twice > one || (twice === one && whole % 2n === 1n)) whole += 1n;
+    return whole;
+  }
+
   // As the `money` template filter: the currency, whole units rounded half to even
   // (Python's Decimal format), thousands separated by commas.
   function money(amount, currency) {
     const negative = amount.units < 0n;
-    const units = negative ? -amount.units : amount.units;
-    const one = 10n ** BigInt(amount.scale);
-    let whole = units / one;
-    const twice = (units % one) * 2n;
-    if (twice > one || (twice === one && whole % 2n === 1n)) whole += 1n;
+    const whole = roundedHalfEven(negative ? -amount.units : amount.units, amount.scale);
     const digits = whole.toString().replace(/\B(?=(\d{3})+(?!\d))/g, ",");
     return currency + (negative ? "-" : "") + digits;
   }
@@ -174,14 +179,9 @@
   // A column's weighted value, as Column.weighted_total: the open value times the
   // stage's probability, to the cent, rounded half to even.
   function weightedOf(openTotal, probability) {
-    const one = 10n ** BigInt(openTotal.scale);
     const exact = openTotal.units * BigInt(probability);
-    const negative = exact < 0n;
-    const size = negative ? -exact : exact;
-    let cents = size / one;
-    const twice = (size % one) * 2n;
-    if (twice > one || (twice === one && cents % 2n === 1n)) cents += 1n;
-    return { units: negative ? -cents : cents, scale: 2 };
+    const cents = roundedHalfEven(exact < 0n ? -exact : exact, openTotal.scale);
+    return { units: exact < 0n ? -cents : cents, scale: 2 };
   }
 
   // One header's figures and texts after a card of `value` left (-1) or entered (+1).
