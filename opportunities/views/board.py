@@ -38,7 +38,7 @@ from opportunities.selectors_live import (
 from opportunities.services.moves import opportunity_drop, opportunity_set_status
 from opportunities.services.opportunities import opportunity_update
 from opportunities.views.board_cache import cached_board_page, with_cached_permissions
-from opportunities.views.board_drop import DropForm
+from opportunities.views.board_drop import drop_cleaned
 from opportunities.views.htmx import (
     NOT_VISIBLE,
     error_response,
@@ -272,10 +272,10 @@ def _int_or_none(value):
 def move(request, pk: int):
     # The card, its pipeline and both stages are read by the service, with the ranks
     # around the drop, in one query inside the write's transaction.
-    form = DropForm(request.POST)
-    if not form.is_valid():
-        return _move_refused(request, pk, first_error(form))
-    data = form.cleaned_data
+    try:
+        data = drop_cleaned(request.POST)
+    except ValidationError as exc:
+        return _move_refused(request, pk, exc.messages[0])
     client_stage_id = _int_or_none(request.POST.get("from_stage"))
     # In a sorted view the drop's neighbours are not rank neighbours: place the card by
     # rank (top of the column) and redraw both columns in their order, as from the menu.
