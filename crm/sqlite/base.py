@@ -14,6 +14,9 @@ previous writer closely, and giving up with SQLite's own error after the same ti
 Writes made outside a transaction (autocommit) take neither and meet the busy handler
 as before.
 In-memory databases (the tests') are left as they are.
+
+Its cursors also remember the placeholder conversion of each SQL text (see
+`QmarkCursor`).
 """
 
 import fcntl
@@ -79,8 +82,37 @@ def _flock_within(name: str, options: dict) -> None:
             time.sleep(_RETRY_PAUSE)
 
 
+# SQL text in Django's "%s" style -> the same in SQLite's "?" style.
+_qmark_sql: dict[str, str] = {}
+_QMARK_SQL_MAX = 1024
+
+
+class QmarkCursor(base.SQLiteCursorWrapper):
+    """Django's SQLite cursor, converting each SQL text's placeholders once per process.
+
+    Django rewrites "%s" into "?" with a regular expression on every execute, which
+    costs about 12 ns per character: 76 µs for the drag's compiled read (6.5 KB),
+    more than SQLite takes to run it. The texts the app runs repeat (compiled reads,
+    the write statements, the ORM's own), so the result is kept, keyed by the text.
+    """
+
+    def convert_query(self, query, *, param_names=None):
+        if param_names is not None:  # "%(name)s" style: rare, and cheap to convert
+            return super().convert_query(query, param_names=param_names)
+        converted = _qmark_sql.get(query)
+        if converted is None:
+            converted = super().convert_query(query)
+            if len(_qmark_sql) >= _QMARK_SQL_MAX:
+                _qmark_sql.clear()  # texts built with literal values: start again
+            _qmark_sql[query] = converted
+        return converted
+
+
 class DatabaseWrapper(base.DatabaseWrapper):
     holds_writer_lock = False
+
+    def create_cursor(self, name=None):
+        return self.connection.cursor(factory=QmarkCursor)
 
     def _writer_lock(self) -> LockType | None:
         if self.is_in_memory_db():
