@@ -124,23 +124,23 @@ def diff(before: dict | None, opportunity: Opportunity, extra: dict | None = Non
     return change
 
 
-def _history_rows(change: Change, user, at) -> list[OpportunityHistory]:
+def _history_rows(change: Change, user, at) -> list[dict]:
+    """The history rows of `change` as column values (attname -> value): the write path
+    turns them into INSERTs without building a model instance per row."""
     opportunity = change.opportunity
     common = {
-        "opportunity": opportunity,
-        "user": user,
+        "opportunity_id": opportunity.pk,
+        "user_id": user.pk if user is not None else None,
         "at": at,
         "from_stage_id": opportunity.stage_id,
         "to_stage_id": opportunity.stage_id,
         "from_status": opportunity.status,
         "to_status": opportunity.status,
+        "old_value": "",
+        "new_value": "",
     }
     if change.created:
-        return [
-            OpportunityHistory(
-                **common | {"field": TrackedField.CREATED, "from_stage_id": None, "from_status": ""}
-            )
-        ]
+        return [common | {"field": TrackedField.CREATED, "from_stage_id": None, "from_status": ""}]
     rows = []
     for attr, (old, new) in change.fields.items():
         tracked = _meta(attr)[1]
@@ -148,25 +148,24 @@ def _history_rows(change: Change, user, at) -> list[OpportunityHistory]:
             continue
         if tracked == TrackedField.DELETED and new is None:
             tracked = TrackedField.RESTORED
-        row = OpportunityHistory(**common, field=tracked)
+        row = common | {"field": tracked}
         if tracked == TrackedField.STAGE:
-            row.from_stage_id = old
+            row["from_stage_id"] = old
         elif tracked == TrackedField.STATUS:
-            row.from_status = old
+            row["from_status"] = old
         elif tracked == TrackedField.CUSTOM_FIELD:
             key = attr.removeprefix(CUSTOM_PREFIX)
-            row.old_value, row.new_value = _as_text(old), _as_text(new)
-            row.old_value = f"{key}: {row.old_value}"[:500]
-            row.new_value = f"{key}: {row.new_value}"[:500]
+            row["old_value"] = f"{key}: {_as_text(old)}"[:500]
+            row["new_value"] = f"{key}: {_as_text(new)}"[:500]
         else:
-            row.old_value, row.new_value = _as_text(old), _as_text(new)
+            row["old_value"], row["new_value"] = _as_text(old), _as_text(new)
         rows.append(row)
     return rows
 
 
 def history_rows(*, before: dict | None, after: Opportunity, user, at) -> list[OpportunityHistory]:
     """The history rows of one change, unsaved (for replaying past changes in bulk)."""
-    return _history_rows(diff(before, after), user, at)
+    return [OpportunityHistory(**row) for row in _history_rows(diff(before, after), user, at)]
 
 
 @dataclass
@@ -212,14 +211,14 @@ def changes_prepare(*, user, items: list[tuple], at=None, history: bool = True) 
                 "changes": change.payload_changes(),
             }
             events.append(
-                OpportunityEvent(
-                    type=event_type,
-                    opportunity_id=change.opportunity.pk,
-                    pipeline_id=change.opportunity.pipeline_id,
-                    actor=actor,
-                    created_at=at,
-                    payload=payload,
-                )
+                {
+                    "type": event_type,
+                    "opportunity_id": change.opportunity.pk,
+                    "pipeline_id": change.opportunity.pipeline_id,
+                    "actor_id": actor.pk if actor is not None else None,
+                    "created_at": at,
+                    "payload": payload,
+                }
             )
     return Recorded(
         changes=changes,

@@ -39,14 +39,23 @@ def _insert_sql(model, vendor: str, rows: int) -> str:
     return f"INSERT INTO {quote(model._meta.db_table)} ({columns}) VALUES {', '.join([row] * rows)}"
 
 
+def _column_values(fields: list, row) -> list:
+    """A new row's values for `fields`: from an unsaved instance as save() would take
+    them, or from a dict of every column's value by attname (no instance built)."""
+    if isinstance(row, dict):
+        return [_db_value(field, row[field.attname]) for field in fields]
+    return [_db_value(field, field.pre_save(row, True)) for field in fields]
+
+
 def insert_statements(model, objects: list) -> list[tuple[str, list]]:
-    """The INSERTs of new rows of `model` as (sql, params), up to INSERT_BATCH rows each,
-    their values prepared now: a write can build them before it takes the write lock."""
+    """The INSERTs of new rows of `model` (instances, or dicts as `_column_values` takes
+    them) as (sql, params), up to INSERT_BATCH rows each, their values prepared now: a
+    write can build them before it takes the write lock."""
     fields = _insert_fields(model)
     statements = []
     for start in range(0, len(objects), INSERT_BATCH):
         batch = objects[start : start + INSERT_BATCH]
-        params = [_db_value(field, field.pre_save(obj, True)) for obj in batch for field in fields]
+        params = [value for row in batch for value in _column_values(fields, row)]
         statements.append((_insert_sql(model, connection.vendor, len(batch)), params))
     return statements
 
