@@ -6,14 +6,13 @@ database with the project's settings, as gunicorn's threads would.
 
 import fcntl
 import os
-import sys
 import threading
 import time
 
 import pytest
 from django.db import OperationalError, connection, connections, transaction
 
-from crm.sqlite.base import HOLD_SWITCH_INTERVAL, DatabaseWrapper, writer_lock
+from crm.sqlite.base import DatabaseWrapper, writer_lock
 
 pytestmark = [
     pytest.mark.django_db,  # lets the test open connections; the tables are its own
@@ -105,53 +104,6 @@ def test_closing_the_connection_inside_a_transaction_releases_it(database):
         assert not lock.locked()
     assert not lock.locked()
     assert names(open_connection()) == []
-
-
-def test_the_gil_changes_hands_often_only_while_the_lock_is_held(database):
-    open_connection, _ = database
-    wrapper = open_connection()
-    outside = sys.getswitchinterval()
-    assert outside > HOLD_SWITCH_INTERVAL
-    with transaction.atomic(using=ALIAS):
-        assert sys.getswitchinterval() == pytest.approx(HOLD_SWITCH_INTERVAL)
-    assert sys.getswitchinterval() == pytest.approx(outside)  # after a commit
-    with pytest.raises(ValueError), transaction.atomic(using=ALIAS):
-        raise ValueError("boom")
-    assert sys.getswitchinterval() == pytest.approx(outside)  # after a rollback
-    with transaction.atomic(using=ALIAS):
-        wrapper.close()
-        assert sys.getswitchinterval() == pytest.approx(outside)  # after the connection closed
-
-
-def test_the_interval_comes_back_when_the_last_of_two_holders_lets_go(database, tmp_path):
-    """Two database files, two locks held at once by two threads of the process."""
-    open_connection, _ = database
-    outside = sys.getswitchinterval()
-    holding, release = threading.Event(), threading.Event()
-
-    def hold_the_other_file():
-        connections["other"] = DatabaseWrapper(
-            {**connection.settings_dict, "NAME": str(tmp_path / "other.sqlite3")}, alias="other"
-        )
-        try:
-            with transaction.atomic(using="other"):
-                holding.set()
-                release.wait(5)
-        finally:
-            connections["other"].close()
-            del connections["other"]
-
-    thread = threading.Thread(target=hold_the_other_file)
-    thread.start()
-    assert holding.wait(5)
-    open_connection()
-    with transaction.atomic(using=ALIAS):
-        assert sys.getswitchinterval() == pytest.approx(HOLD_SWITCH_INTERVAL)
-    # This thread let go; the other still holds its file's lock.
-    assert sys.getswitchinterval() == pytest.approx(HOLD_SWITCH_INTERVAL)
-    release.set()
-    thread.join(5)
-    assert sys.getswitchinterval() == pytest.approx(outside)
 
 
 def test_a_second_thread_waits_for_the_commit_then_writes(database):

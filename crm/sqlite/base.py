@@ -15,14 +15,12 @@ Writes made outside a transaction (autocommit) take neither and meet the busy ha
 as before.
 In-memory databases (the tests') are left as they are.
 
-While a thread of the process holds the lock, the interpreter passes the GIL around
-more often (`_holding`), and its cursors remember the placeholder conversion of each SQL
-text (see `QmarkCursor`).
+Its cursors also remember the placeholder conversion of each SQL text (see
+`QmarkCursor`).
 """
 
 import fcntl
 import os
-import sys
 import threading
 import time
 
@@ -84,35 +82,6 @@ def _flock_within(name: str, options: dict) -> None:
             time.sleep(_RETRY_PAUSE)
 
 
-# Seconds between forced GIL hand-overs while a thread of this process holds the lock.
-HOLD_SWITCH_INTERVAL = 0.0002
-_holders = 0
-_holders_lock = threading.Lock()
-_switch_interval_outside = sys.getswitchinterval()
-
-
-def _holding(change: int) -> None:
-    """Count this process's writer-lock holders (+1 on taking, -1 on giving back).
-
-    The holder runs a few statements, each in SQLite without the GIL, and needs the GIL
-    back between them. The process's other threads meanwhile run Python (reading and
-    planning their own drags), and a thread waiting for the GIL gets it only when the
-    running one blocks or has run the switch interval, 5 ms by default: every writer of
-    both processes waits for the holder while it waits for the GIL. So while a lock is
-    held here the interval is 0.2 ms, about one statement. Three alternating pairs of
-    `bench.py --load-only` runs: 502-536 drags/s against 429-464 without; the requests
-    that write nothing run at the usual interval.
-    """
-    global _holders, _switch_interval_outside
-    with _holders_lock:
-        if change > 0 and _holders == 0:
-            _switch_interval_outside = sys.getswitchinterval()
-            sys.setswitchinterval(HOLD_SWITCH_INTERVAL)
-        _holders += change
-        if _holders == 0:
-            sys.setswitchinterval(_switch_interval_outside)
-
-
 # SQL text in Django's "%s" style -> the same in SQLite's "?" style.
 _qmark_sql: dict[str, str] = {}
 _QMARK_SQL_MAX = 1024
@@ -163,7 +132,6 @@ class DatabaseWrapper(base.DatabaseWrapper):
             lock.release()
             raise
         self.holds_writer_lock = True
-        _holding(+1)
         try:
             super()._start_transaction_under_autocommit()
         except BaseException:
@@ -173,7 +141,6 @@ class DatabaseWrapper(base.DatabaseWrapper):
     def _release_writer_lock(self) -> None:
         if self.holds_writer_lock:
             self.holds_writer_lock = False
-            _holding(-1)
             try:
                 fcntl.flock(_lock_file(self.settings_dict["NAME"]), fcntl.LOCK_UN)
             finally:
