@@ -73,11 +73,6 @@ def execute_all(statements: list[tuple[str, list]]) -> None:
             cursor.execute(sql, params)
 
 
-def insert_rows(model, objects: list) -> None:
-    """INSERT new rows of `model` (ids are the database's and are not read back)."""
-    execute_all(insert_statements(model, objects))
-
-
 @cache
 def _update_sql(attrs: tuple[str, ...], vendor: str, rank_free: bool) -> tuple[str, list]:
     quote = connection.ops.quote_name
