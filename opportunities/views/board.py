@@ -271,7 +271,7 @@ def _int_or_none(value):
 @permission_required(CHANGE_PERMISSION, raise_exception=True)
 def move(request, pk: int):
     # The card, its pipeline and both stages are read by the service, with the ranks
-    # around the drop, in one query inside the write's transaction.
+    # around the drop, in one query before the write's transaction (opportunity_drop).
     try:
         data = drop_cleaned(request.POST)
     except ValidationError as exc:
