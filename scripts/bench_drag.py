@@ -7,8 +7,9 @@ in alternating blocks so that a slow spell of the machine hits both, and prints 
 median of each and of their ratio (hello / drag: the share of the ceiling a drag would
 reach if both were bound by CPU alone).
 
-The requests run on two threads taking turns, so two connections: as under load, every
-drag finds its connection's page cache emptied by the other's last commit.
+Every drag moves a card into the next column (an UPDATE, a history row and an event). The
+requests run on two threads taking turns, so two connections: as under load, every drag
+finds its connection's page cache emptied by the other's last commit.
 
     .venv/bin/python scripts/bench_drag.py [--rounds R] [--block B]
 """
@@ -17,7 +18,6 @@ import io
 import json
 import os
 import queue
-import secrets
 import statistics
 import sys
 import tempfile
@@ -36,26 +36,15 @@ def _option(argv: list[str], name: str, default: int) -> int:
 
 
 def measure(rounds: int, block: int) -> dict:
-    import django
-
-    django.setup()
-    from django.contrib.auth import get_user_model
+    info = bench.session(50)  # sets Django up: a manager's session and the top cards
     from django.core.wsgi import get_wsgi_application
-    from django.test import Client
-
-    from opportunities.models import Opportunity, Status
-    from pipelines.models import Pipeline
 
     app = get_wsgi_application()
-    browser = Client()
-    browser.force_login(get_user_model().objects.get(username="manager"))
-    token = secrets.token_hex(16)
-    cookie = f"sessionid={browser.cookies['sessionid'].value}; csrftoken={token}"
-    stages = list(
-        Pipeline.objects.get(name="Sales").stages.order_by("position").values_list("pk", flat=True)
-    )
-    top = Opportunity.objects.filter(stage_id=stages[0], status=Status.OPEN).order_by("rank")
-    versions = dict(top.values_list("pk", "version")[:50])
+    token = info["csrftoken"]
+    cookie = f"sessionid={info['sessionid']}; csrftoken={token}"
+    stages = info["stages"]
+    versions = {pk: version for pk, version, _stage in info["cards"]}
+    stage_of = {pk: stage for pk, _version, stage in info["cards"]}
     cards = list(versions)
 
     def call(method: str, path: str, body: bytes = b"") -> dict:
@@ -90,9 +79,12 @@ def measure(rounds: int, block: int) -> dict:
         return answer
 
     def drag(i: int) -> None:
+        """Card i into the next column: every drag changes the stage (three writes)."""
         card = cards[i % len(cards)]
-        body = f"stage={stages[i % len(stages)]}&version={versions[card]}".encode()
+        to = stages[(stages.index(stage_of[card]) + 1) % len(stages)]
+        body = f"stage={to}&version={versions[card]}".encode()
         versions[card] = int(call("POST", f"/opportunities/{card}/move/", body)["X-Card-Version"])
+        stage_of[card] = to
 
     def hello(i: int) -> None:
         call("GET", "/bench/hello-signed-in/")
